@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MambaConfig', 'RMSNorm', 'MambaBlock', 'MambaCache', 'ResidualBlock', 'MambaBackbone', 'MambaLM', 'check_token_ids']
 
-# %% ../../nbs/07_mamba.ipynb #2b7a7b2e
+# %% ../../nbs/07_mamba.ipynb #5b1b6501
 import dataclasses, math
 from dataclasses import dataclass, field
 import torch
@@ -16,7 +16,7 @@ from fastcore.basics import patch
 from .scan import selective_scan
 from .selective_param import A_log_init, dt_proj_init_, selective_params
 
-# %% ../../nbs/07_mamba.ipynb #e647f026
+# %% ../../nbs/07_mamba.ipynb #34dd5d0d
 @dataclass
 class MambaConfig:
     "Hyper-parameters of a `MambaLM` (official Mamba names)."
@@ -43,7 +43,7 @@ class MambaConfig:
     vocab_size_padded: int = field(init=False)  # derived: vocab_size rounded up
     def __post_init__(self): _finish_config(self)
 
-# %% ../../nbs/07_mamba.ipynb #da9f2a49
+# %% ../../nbs/07_mamba.ipynb #f8b9a6d0
 _POS_INT = ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "expand", "pad_vocab_size_multiple")
 
 def _finish_config(self:MambaConfig):
@@ -60,7 +60,7 @@ def _finish_config(self:MambaConfig):
     m = self.pad_vocab_size_multiple
     self.vocab_size_padded = (self.vocab_size + m - 1) // m * m
 
-# %% ../../nbs/07_mamba.ipynb #0140f535
+# %% ../../nbs/07_mamba.ipynb #b77369bf
 @patch
 def to_dict(self:MambaConfig) -> dict:
     "The constructor arguments of this config (derived fields left out)."
@@ -75,7 +75,7 @@ def from_dict(cls:MambaConfig, d:dict # constructor arguments, e.g. parsed YAML
     if unknown: raise ValueError(f"unknown MambaConfig key(s) {unknown}; valid keys are {sorted(known)}")
     return cls(**d)
 
-# %% ../../nbs/07_mamba.ipynb #fcd322df
+# %% ../../nbs/07_mamba.ipynb #c193afef
 class RMSNorm(nn.Module):
     "Root-mean-square normalisation over the last dimension."
     def __init__(self, d:int, eps:float=1e-5): # width; added to the mean square
@@ -85,7 +85,7 @@ class RMSNorm(nn.Module):
         xf = x if x.dtype == torch.float64 else x.float()
         return self.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
-# %% ../../nbs/07_mamba.ipynb #6a76c5b4
+# %% ../../nbs/07_mamba.ipynb #9435df24
 class MambaBlock(nn.Module):
     "The Mamba mixer: in_proj, causal conv, selective SSM, gate, out_proj."
     def __init__(self, config:MambaConfig):
@@ -101,7 +101,7 @@ class MambaBlock(nn.Module):
         self.out_proj = nn.Linear(c.d_inner, c.d_model, bias=c.bias)
         self.A_log._no_weight_decay = self.D._no_weight_decay = True
 
-# %% ../../nbs/07_mamba.ipynb #d0b3a037
+# %% ../../nbs/07_mamba.ipynb #6a7cc94f
 @patch
 def forward(self:MambaBlock, x:Tensor, # (b, l, d_model)
             cache=None, layer:int=0): # a `MambaCache` to fill (prefill); index of this block in it
@@ -112,7 +112,7 @@ def forward(self:MambaBlock, x:Tensor, # (b, l, d_model)
     u = F.silu(self.conv1d(xc)[..., :l]).transpose(1, 2)            # (b, l, d_inner)
     delta, B, C = selective_params(u, self.x_proj, self.dt_proj, c.dt_rank, c.d_state)  # (b, l, d), (b, l, n) x2
     A = -torch.exp(self.A_log)                                      # (d_inner, d_state)
-    out = selective_scan(u, delta, A, B, C, self.D, z, delta_bias=self.dt_proj.bias, delta_softplus=True,
+    out = selective_scan(u, delta, A, B, C, self.D, z, delta_softplus=True,  # dt_proj's bias is in delta already
                          return_last_state=cache is not None, backend=c.scan_backend)
     if cache is None: return self.out_proj(out)
     y, h = out
@@ -120,7 +120,7 @@ def forward(self:MambaBlock, x:Tensor, # (b, l, d_model)
     cache.ssm_states[layer] = h                                     # (b, d_inner, d_state)
     return self.out_proj(y)
 
-# %% ../../nbs/07_mamba.ipynb #3d3735b6
+# %% ../../nbs/07_mamba.ipynb #65d9c34c
 @dataclass
 class MambaCache:
     "Per-layer conv and SSM states of a batch, plus the number of tokens consumed."
@@ -128,7 +128,7 @@ class MambaCache:
     ssm_states: list  # n_layer tensors (b, d_inner, d_state)
     seqlen: int = 0  # tokens seen so far
 
-# %% ../../nbs/07_mamba.ipynb #76ec7230
+# %% ../../nbs/07_mamba.ipynb #f0652ecd
 @patch
 def step(self:MambaBlock, x:Tensor, # (b, d_model), one time step
          cache:MambaCache, layer:int): # the cache to read and update; index of this block
@@ -141,14 +141,14 @@ def step(self:MambaBlock, x:Tensor, # (b, d_model), one time step
     if self.conv1d.bias is not None: u = u + self.conv1d.bias
     u = F.silu(u)
     delta, B, C = selective_params(u.unsqueeze(1), self.x_proj, self.dt_proj, c.dt_rank, c.d_state)
-    delta, B, C = F.softplus(delta[:, 0] + self.dt_proj.bias), B[:, 0], C[:, 0]  # (b, d_inner), (b, n), (b, n)
+    delta, B, C = F.softplus(delta[:, 0]), B[:, 0], C[:, 0]  # (b, d_inner), (b, n), (b, n)
     h = cache.ssm_states[layer]                                                   # (b, d_inner, d_state)
     h = torch.exp(delta.unsqueeze(-1) * -torch.exp(self.A_log)) * h + (delta * u).unsqueeze(-1) * B.unsqueeze(1).to(h.dtype)
     cache.ssm_states[layer] = h
     y = (h @ C.unsqueeze(-1).to(h.dtype)).squeeze(-1).to(u.dtype) + self.D * u  # (b, d_inner)
     return self.out_proj(y * F.silu(z))                                          # (b, d_model)
 
-# %% ../../nbs/07_mamba.ipynb #59f938ba
+# %% ../../nbs/07_mamba.ipynb #c934e2a9
 class ResidualBlock(nn.Module):
     "Pre-norm residual wrapper: x + mixer(norm(x))."
     def __init__(self, config:MambaConfig):
@@ -159,7 +159,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x, cache=None, layer=0): return self._res(x) + self.mixer(self.norm(x), cache, layer)
     def step(self, x, cache, layer): return self._res(x) + self.mixer.step(self.norm(x), cache, layer)
 
-# %% ../../nbs/07_mamba.ipynb #230927e0
+# %% ../../nbs/07_mamba.ipynb #61cd717f
 class MambaBackbone(nn.Module):
     "Embedding, residual Mamba layers and the final norm."
     def __init__(self, config:MambaConfig):
@@ -168,7 +168,7 @@ class MambaBackbone(nn.Module):
         self.layers = nn.ModuleList(ResidualBlock(config) for _ in range(config.n_layer))
         self.norm_f = RMSNorm(config.d_model, config.rms_norm_eps)
 
-# %% ../../nbs/07_mamba.ipynb #29d8891b
+# %% ../../nbs/07_mamba.ipynb #6e04efe8
 class MambaLM(nn.Module):
     "A Mamba language model: `MambaLM(config)(input_ids) -> logits (b, l, vocab_size)`."
     def __init__(self, config:MambaConfig):
@@ -183,7 +183,7 @@ class MambaLM(nn.Module):
             with torch.no_grad(): m.out_proj.weight /= math.sqrt(config.n_layer)
         if config.tie_embeddings: self.lm_head.weight = self.backbone.embedding.weight
 
-# %% ../../nbs/07_mamba.ipynb #4f442c6a
+# %% ../../nbs/07_mamba.ipynb #0ef3ae8b
 def check_token_ids(ids:Tensor, # integer token ids
                     vocab_size:int, # ids must be in [0, vocab_size)
                     ndim:int): # expected number of dimensions
@@ -195,7 +195,7 @@ def check_token_ids(ids:Tensor, # integer token ids
         bad = ids[(ids < 0) | (ids >= vocab_size)][0].item()
         raise ValueError(f"token id {bad} is out of range for vocab_size {vocab_size}: ids must be in [0, {vocab_size}); check that the tokenizer matches the model")
 
-# %% ../../nbs/07_mamba.ipynb #3d0a320b
+# %% ../../nbs/07_mamba.ipynb #8c997b48
 @patch
 def _logits(self:MambaLM, x):
     logits = self.lm_head(self.backbone.norm_f(x).to(self.lm_head.weight.dtype))  # (..., vocab_size_padded)
@@ -212,7 +212,7 @@ def forward(self:MambaLM, input_ids:Tensor, # (b, l) token ids
     if cache is not None: cache.seqlen = input_ids.shape[1]
     return self._logits(x)
 
-# %% ../../nbs/07_mamba.ipynb #8869bb58
+# %% ../../nbs/07_mamba.ipynb #852d11b3
 @patch
 def allocate_cache(self:MambaLM, batch_size:int, # number of sequences decoded together
                    dtype=None) -> MambaCache: # state dtype; default: fp32 (fp64 for an fp64 model)
@@ -233,7 +233,7 @@ def step(self:MambaLM, input_ids:Tensor, # (b,) or (b, 1): the next token of eac
     cache.seqlen += 1
     return self._logits(x)
 
-# %% ../../nbs/07_mamba.ipynb #1d06a2cb
+# %% ../../nbs/07_mamba.ipynb #42e485fc
 @patch(cls_method=True)
 def from_pretrained(cls:MambaLM, local_dir, # a directory with config.json and weights (HF or mamba_ssm layout)
                     dtype=None): # cast the loaded model to this dtype
