@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['triton_status', 'triton_available', 'SelectiveScanTriton', 'selective_scan_triton']
 
-# %% ../../nbs/05b_scan_triton.ipynb #6ad93a14
+# %% ../../nbs/05b_scan_triton.ipynb #7eeaacc8
 import math, os
 import torch
 from torch import Tensor
@@ -17,12 +17,12 @@ except ImportError as e:  # the module still imports; `triton_available` says wh
     class tl: constexpr = None  # so the kernel signatures below still parse
 _jit = triton.jit if triton is not None else (lambda f: f)
 
-# %% ../../nbs/05b_scan_triton.ipynb #5ee681ae
+# %% ../../nbs/05b_scan_triton.ipynb #2a071086
 def _interpreted(kernel):
     "True when `kernel` was decorated under TRITON_INTERPRET=1 (runs on the CPU)."
     return type(kernel).__name__ == "InterpretedFunction"
 
-# %% ../../nbs/05b_scan_triton.ipynb #8d8b37aa
+# %% ../../nbs/05b_scan_triton.ipynb #643ec837
 def triton_status(device_type:str, # "cpu", "cuda", ...
                   capability:tuple=None, # CUDA compute capability (major, minor)
                   interpreted:bool=False, # kernels were defined under TRITON_INTERPRET=1
@@ -41,7 +41,7 @@ def triton_status(device_type:str, # "cpu", "cuda", ...
     if major < 7: return False, f"Triton needs sm_70+ (this GPU is sm_{major}{minor}); using chunked"
     return True, f"sm_{major}{minor}: compiled Triton kernel"
 
-# %% ../../nbs/05b_scan_triton.ipynb #9dfcee9c
+# %% ../../nbs/05b_scan_triton.ipynb #f718d6bc
 def triton_available(device=None, # a torch device; default: the current CUDA device, else CPU
                     ):
     "Whether the Triton scan can run on `device`, and why; returns (ok, reason)."
@@ -51,7 +51,7 @@ def triton_available(device=None, # a torch device; default: the current CUDA de
     cap = torch.cuda.get_device_capability(device) if device.type == "cuda" and not interp else None
     return triton_status(device.type, cap, interp, True, os.environ.get("TRITON_INTERPRET") == "1")
 
-# %% ../../nbs/05b_scan_triton.ipynb #0c4ce55b
+# %% ../../nbs/05b_scan_triton.ipynb #177656c9
 @_jit
 def _load_step(u_ptr, dt_ptr, bias_ptr, B_ptr, t, offs_d, offs_n, md, mn,
                su_l, su_d, st_l, st_d, s_bias, sB_l, sB_n,
@@ -65,7 +65,7 @@ def _load_step(u_ptr, dt_ptr, bias_ptr, B_ptr, t, offs_d, offs_n, md, mn,
     Bt = tl.load(B_ptr + t * sB_l + offs_n * sB_n, mask=mn, other=0.0).to(ACC)
     return u, dt_raw, dt, Bt
 
-# %% ../../nbs/05b_scan_triton.ipynb #65d41eb3
+# %% ../../nbs/05b_scan_triton.ipynb #742b2e1e
 @_jit
 def _scan_fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, hs_ptr, last_ptr,
                      L, DIM, N, su_b, su_l, su_d, st_b, st_l, st_d, sz_b, sz_l, sz_d, sA_d, sA_n,
@@ -100,7 +100,7 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
             tl.store(y_ptr + t * DIM + offs_d, y.to(y_ptr.dtype.element_ty), mask=md)
     if SAVE_LAST: tl.store(last_ptr + pid_b * DIM * N + dn, h, mask=mdn)
 
-# %% ../../nbs/05b_scan_triton.ipynb #2a9c295a
+# %% ../../nbs/05b_scan_triton.ipynb #0d602bf9
 @_jit
 def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, hs_ptr, dy_ptr, dlast_ptr, work_ptr,
                      du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
@@ -174,7 +174,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=md)
     tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=md)
 
-# %% ../../nbs/05b_scan_triton.ipynb #cb994532
+# %% ../../nbs/05b_scan_triton.ipynb #d5aeac71
 def _strides(u, delta, z, A, B, C, D, delta_bias):
     "Flat stride list in the kernels' argument order (zeros for absent tensors)."
     s3 = lambda t: list(t.stride()) if t is not None else [0, 0, 0]
@@ -187,7 +187,7 @@ def _tiles(d, n, block_d=None):
 
 def _acc(u): return (torch.float64, tl.float64) if u.dtype == torch.float64 else (torch.float32, tl.float32)
 
-# %% ../../nbs/05b_scan_triton.ipynb #31812115
+# %% ../../nbs/05b_scan_triton.ipynb #9dd6f1d6
 def _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, save_last, chunk, block_d):
     "Run the forward kernel; returns y (b, l, d), checkpoints hs (b, chunks, d, n) or None, h_L or None."
     (b, l, d), n = u.shape, A.shape[1]
@@ -204,7 +204,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, save_last,
         SAVE_H=save_h, SAVE_LAST=save_last, CHUNK=chunk, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, ACC=acc)
     return y, (hs if save_h else None), (last if save_last else None)
 
-# %% ../../nbs/05b_scan_triton.ipynb #cb94c221
+# %% ../../nbs/05b_scan_triton.ipynb #03f26179
 def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chunk, block_d):
     "Run the backward kernel; returns fp32 (fp64) gradients du, ddelta, dA, dB, dC, dD, dz, ddelta_bias."
     (b, l, d), n = u.shape, A.shape[1]
@@ -227,7 +227,7 @@ def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chu
         HAS_DLAST=dlast is not None, CHUNK=chunk, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, ACC=acc)
     return du, ddt, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0), dz, dbias.sum(0)
 
-# %% ../../nbs/05b_scan_triton.ipynb #d6fd25b1
+# %% ../../nbs/05b_scan_triton.ipynb #cb90515e
 class SelectiveScanTriton(torch.autograd.Function):
     "Autograd wrapper of the fused Triton forward and backward kernels."
     @staticmethod
@@ -248,7 +248,7 @@ class SelectiveScanTriton(torch.autograd.Function):
         du, ddt, dA, dB, dC, dD, dz, dbias = (None if t is None or g is None else g.to(t.dtype) for g, t in zip(grads, ins))
         return du, ddt, dA, dB, dC, dD, dz, dbias, None, None, None, None
 
-# %% ../../nbs/05b_scan_triton.ipynb #ed43dde8
+# %% ../../nbs/05b_scan_triton.ipynb #6f283dba
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           return_last_state=False,
                           chunk_size:int=64, # steps between saved states for the backward pass
