@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['CHUNK_SIZE', 'PURE_BACKENDS', 'FUSED_BACKENDS', 'CPU_PURE_BACKEND', 'SCAN_TOL', 'SCAN_CASES', 'check_scan_inputs',
-           'pscan', 'available_backends', 'choose_backend', 'selective_scan', 'make_scan_inputs', 'check_scan_backend']
+           'pscan', 'available_backends', 'choose_backend', 'selective_scan', 'make_scan_inputs', 'check_scan_backend',
+           'benchmark_scan']
 
-# %% ../../nbs/05_scan.ipynb #819182b5
+# %% ../../nbs/05_scan.ipynb #5214322d
 import functools, importlib, math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../../nbs/05_scan.ipynb #ced28a59
+# %% ../../nbs/05_scan.ipynb #5f1e83d4
 def _expect(name, t, shape, dims):
     "Check tensor `t` has `shape` (None entries free); `dims` names the axes for the message."
     if not isinstance(t, Tensor): raise TypeError(f"{name} must be a torch.Tensor of shape {dims}, got {type(t).__name__}")
@@ -20,7 +21,7 @@ def _expect(name, t, shape, dims):
     if t.ndim != len(shape) or any(s is not None and s != ts for s, ts in zip(shape, t.shape)):
         raise ValueError(f"{name} must have shape {dims} = {tuple(s if s is not None else '?' for s in shape)}, got {tuple(t.shape)}")
 
-# %% ../../nbs/05_scan.ipynb #32be78e1
+# %% ../../nbs/05_scan.ipynb #d5ee16b5
 def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None):
     "Validate `selective_scan` inputs; raise ValueError/TypeError naming the bad tensor."
     if not isinstance(u, Tensor) or u.ndim != 3: raise ValueError(f"u must have shape (b, l, d), got {getattr(u, 'shape', type(u).__name__)}")
@@ -40,7 +41,7 @@ def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None):
         if t is not None and t.dtype != u.dtype:
             raise TypeError(f"{name} has dtype {t.dtype} but u has {u.dtype}; activations u, delta, B, C, z must share one dtype")
 
-# %% ../../nbs/05_scan.ipynb #e1c6fe2c
+# %% ../../nbs/05_scan.ipynb #15bb06eb
 def _compute_dtype(t): return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 def _prep_delta(delta, delta_bias, delta_softplus):
@@ -48,46 +49,49 @@ def _prep_delta(delta, delta_bias, delta_softplus):
     if delta_bias is not None: delta = delta + delta_bias
     return F.softplus(delta) if delta_softplus else delta
 
+def _readout(hs, C):
+    "y_t = <C_t, h_t> as multiply-and-sum: einsum would lower it to b*l tiny matmuls, slow on CPU."
+    return (hs * C.unsqueeze(2)).sum(-1)                     # (b, l, d)
+
 def _finish(y, u, D, z):
     "Add the D skip connection and the silu(z) gate to the scan output."
     if D is not None: y = y + u * D
     return y * F.silu(z) if z is not None else y
 
-# %% ../../nbs/05_scan.ipynb #86c02a82
+# %% ../../nbs/05_scan.ipynb #634dc52d
 def _core_ref(u, delta, A, B, C):
     "Sequential scan: loop over time with `unbind`, return y (b, l, d) and h_L (b, d, n)."
-    dA = torch.exp(delta.unsqueeze(-1) * A)                  # (b, l, d, n)
-    dBu = (delta * u).unsqueeze(-1) * B.unsqueeze(2)         # (b, l, d, n)
-    h = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])      # (b, d, n)
-    hs = []
-    for dA_t, dBu_t in zip(dA.unbind(1), dBu.unbind(1)):
-        h = dA_t * h + dBu_t
-        hs.append(h)
-    y = torch.einsum("bldn,bln->bld", torch.stack(hs, 1), C)   # (b, l, d)
-    return y, h
+    h = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])       # (b, d, n)
+    ys = []
+    for dt_t, du_t, B_t, C_t in zip(delta.unbind(1), (delta * u).unbind(1), B.unbind(1), C.unbind(1)):
+        dA_t = torch.exp(dt_t.unsqueeze(-1) * A)              # (b, d, n)
+        h = torch.addcmul(du_t.unsqueeze(-1) * B_t.unsqueeze(1), dA_t, h)
+        ys.append((h @ C_t.unsqueeze(-1)).squeeze(-1))        # (b, d)
+    return torch.stack(ys, 1), h                              # (b, l, d)
 
-# %% ../../nbs/05_scan.ipynb #6207b004
+# %% ../../nbs/05_scan.ipynb #b3401d2f
 def pscan(a, b):
     "Inclusive scan of h_t = a_t * h_{t-1} + b_t (h_0 = 0) along dim 1, in O(log l) depth."
     l = a.shape[1]
     if l == 1: return b
     m = l // 2
-    a_e, a_o, b_e, b_o = a[:, 0:2*m:2], a[:, 1:2*m:2], b[:, 0:2*m:2], b[:, 1:2*m:2]
+    a_e, a_o = a[:, :2 * m].unflatten(1, (m, 2)).unbind(2)   # even/odd steps (b, m, ...)
+    b_e, b_o = b[:, :2 * m].unflatten(1, (m, 2)).unbind(2)
     h_odd = pscan(a_o * a_e, a_o * b_e + b_o)                 # h at t = 1, 3, 5, ...  (b, m, ...)
     prev = torch.cat([torch.zeros_like(h_odd[:, :1]), h_odd[:, :(l + 1) // 2 - 1]], 1)
     h_even = a[:, 0::2] * prev + b[:, 0::2]                   # h at t = 0, 2, 4, ...  (b, ceil(l/2), ...)
     if l % 2: h_odd = torch.cat([h_odd, torch.zeros_like(h_odd[:, :1])], 1)
     return torch.stack([h_even, h_odd], 2).flatten(1, 2)[:, :l]  # interleave  (b, l, ...)
 
-# %% ../../nbs/05_scan.ipynb #cf91be0a
+# %% ../../nbs/05_scan.ipynb #2bcf30a3
 def _core_parallel(u, delta, A, B, C):
     "Log-depth parallel scan over the whole sequence."
     dA = torch.exp(delta.unsqueeze(-1) * A)                  # (b, l, d, n)
     dBu = (delta * u).unsqueeze(-1) * B.unsqueeze(2)         # (b, l, d, n)
     hs = pscan(dA, dBu)                                      # (b, l, d, n)
-    return torch.einsum("bldn,bln->bld", hs, C), hs[:, -1]
+    return _readout(hs, C), hs[:, -1]
 
-# %% ../../nbs/05_scan.ipynb #784c8c16
+# %% ../../nbs/05_scan.ipynb #5629f42e
 CHUNK_SIZE = 64  # default chunk length T of the "chunked" backend
 
 def _core_chunked(u, delta, A, B, C, chunk_size=None):
@@ -99,17 +103,17 @@ def _core_chunked(u, delta, A, B, C, chunk_size=None):
         dBu = (dt_c * u_c).unsqueeze(-1) * B_c.unsqueeze(2)  # (b, T, d, n)
         if h is not None: dBu = torch.cat([dBu[:, :1] + dA[:, :1] * h.unsqueeze(1), dBu[:, 1:]], 1)
         hs = pscan(dA, dBu)                                  # (b, T, d, n)
-        ys.append(torch.einsum("bldn,bln->bld", hs, C_c))
+        ys.append(_readout(hs, C_c))
         h = hs[:, -1]                                        # (b, d, n)
     return torch.cat(ys, 1), h
 
-# %% ../../nbs/05_scan.ipynb #ba70cdbf
+# %% ../../nbs/05_scan.ipynb #75bc59aa
 PURE_BACKENDS = {"ref": _core_ref, "parallel": _core_parallel, "chunked": _core_chunked}
 FUSED_BACKENDS = {"cpp": ("sparse_ssm.model.scan_cpu", "selective_scan_cpp", "cpp_available"),
                   "triton": ("sparse_ssm.model.scan_triton", "selective_scan_triton", "triton_available")}
 CPU_PURE_BACKEND = "ref"  # fastest pure-PyTorch scan on CPU at MambaLM training shapes (measured below)
 
-# %% ../../nbs/05_scan.ipynb #6b45cc8f
+# %% ../../nbs/05_scan.ipynb #53e20e59
 def _fused_status(name, device):
     "(ok, reason, fn) for fused backend `name` on `device`; never raises."
     mod_name, fn_name, probe_name = FUSED_BACKENDS[name]
@@ -122,13 +126,13 @@ def _fused_status(name, device):
     if name == "cpp" and device.type != "cpu": return False, "the C++ kernel runs on CPU tensors only", None
     return bool(ok), why, getattr(mod, fn_name, None)
 
-# %% ../../nbs/05_scan.ipynb #50e821c4
+# %% ../../nbs/05_scan.ipynb #90477b04
 def available_backends(device="cpu"):
     "Names of the scan backends that can run on `device`."
     device = torch.device(device)
     return list(PURE_BACKENDS) + [k for k in FUSED_BACKENDS if _fused_status(k, device)[0]]
 
-# %% ../../nbs/05_scan.ipynb #052a1e9f
+# %% ../../nbs/05_scan.ipynb #8e48b4ce
 @functools.lru_cache(maxsize=None)
 def _choose(device):
     if device.type == "cpu":
@@ -149,7 +153,7 @@ def choose_backend(device="cpu"):
     if device.type == "cuda" and device.index is None: device = torch.device("cuda", torch.cuda.current_device())
     return _choose(device)
 
-# %% ../../nbs/05_scan.ipynb #427a8b73
+# %% ../../nbs/05_scan.ipynb #1453e0d2
 def selective_scan(u:Tensor, # input (b, l, d)
                    delta:Tensor, # step sizes (b, l, d), before bias/softplus
                    A:Tensor, # diagonal state matrix (d, n), negative real
@@ -178,7 +182,7 @@ def selective_scan(u:Tensor, # input (b, l, d)
     y = _finish(y, u_, None if D is None else D.to(ct), None if z is None else z.to(ct)).to(u.dtype)
     return (y, h) if return_last_state else y
 
-# %% ../../nbs/05_scan.ipynb #3987f1c2
+# %% ../../nbs/05_scan.ipynb #bcb1fc36
 SCAN_TOL = {torch.float64: dict(atol=1e-10, rtol=1e-10),
             torch.float32: dict(atol=1e-6, rtol=1e-4),
             torch.float16: dict(atol=1e-3, rtol=1e-2),
@@ -188,7 +192,7 @@ SCAN_CASES = ([dict.fromkeys(_FLAGS, True), dict.fromkeys(_FLAGS, False)]
               + [{**dict.fromkeys(_FLAGS, True), f: False} for f in _FLAGS]
               + [{**dict.fromkeys(_FLAGS, True), "contiguous": False}])
 
-# %% ../../nbs/05_scan.ipynb #047f3d23
+# %% ../../nbs/05_scan.ipynb #7df3f84c
 def make_scan_inputs(b, l, d, n, D=True, z=True, delta_bias=True, delta_softplus=True, contiguous=True,
                      dtype=torch.float32, device="cpu", seed=0, **_):
     "Random valid `selective_scan` inputs (a dict of leaf tensors requiring grad)."
@@ -202,7 +206,7 @@ def make_scan_inputs(b, l, d, n, D=True, z=True, delta_bias=True, delta_softplus
              delta_bias=(r(d) * 0.5 if delta_softplus else r(d).abs() * 0.1) if delta_bias else None)
     return {k: None if v is None else v.to(device, dtype).detach().requires_grad_() for k, v in x.items()}
 
-# %% ../../nbs/05_scan.ipynb #6b85d1b0
+# %% ../../nbs/05_scan.ipynb #2f14d9a5
 def _scan_and_grads(fn, inputs, case, gy, gh):
     "Outputs and gradients of every input of `fn` under the weighted loss <y, gy> + <h_L, gh>."
     out = fn(**inputs, delta_softplus=case.get("delta_softplus", False), return_last_state=case.get("return_last_state", False))
@@ -213,7 +217,7 @@ def _scan_and_grads(fn, inputs, case, gy, gh):
     grads = [torch.zeros_like(inputs[k]) if g is None else g for k, g in zip(names, grads)]  # unused: exactly 0
     return dict(y=y, h_L=h, **{f"grad_{k}": g for k, g in zip(names, grads)})
 
-# %% ../../nbs/05_scan.ipynb #8ded1e10
+# %% ../../nbs/05_scan.ipynb #233ed08e
 def _assert_close(what, got, want, atol, rtol):
     if got is None or want is None:
         assert got is None and want is None, f"{what}: one of backend/ref is None"
@@ -224,7 +228,7 @@ def _assert_close(what, got, want, atol, rtol):
     assert err <= atol + rtol * scale, f"{what}: max error {err:.3e} > atol {atol:g} + rtol {rtol:g} * {scale:.3e}"
     return err / max(scale, 1e-300)
 
-# %% ../../nbs/05_scan.ipynb #19878750
+# %% ../../nbs/05_scan.ipynb #dcbe157a
 def check_scan_backend(backend, # a `selective_scan` backend name, or a callable with its signature
                        dtype=torch.float64, # input dtype for the backend
                        atol=None, rtol=None, # tolerances; default SCAN_TOL[dtype]
@@ -250,3 +254,28 @@ def check_scan_backend(backend, # a `selective_scan` backend name, or a callable
             if got["y"].dtype != dtype: raise AssertionError(f"{backend}: y has dtype {got['y'].dtype}, expected the input dtype {dtype}")
             for k in want: worst = max(worst, _assert_close(f"{backend} {dtype} l={l} {case}: {k}", got.get(k), want[k], atol, rtol))
     return worst
+
+# %% ../../nbs/05_scan.ipynb #384e0ab5
+def _sync(device):
+    if torch.device(device).type == "cuda": torch.cuda.synchronize(device)
+
+def benchmark_scan(backends=None, # names; default the pure backends
+                   b=8, l=512, d=512, n=16, # MambaLM training shapes by default
+                   reps=5, # timed repetitions per backend (after one warm-up)
+                   dtype=torch.float32, device="cpu", seed=0):
+    "Print and return the median forward+backward milliseconds of each scan backend."
+    import time, statistics
+    backends = list(backends or PURE_BACKENDS)
+    inp = make_scan_inputs(b, l, d, n, dtype=dtype, device=device, seed=seed)
+    times = {k: [] for k in backends}
+    for r in range(reps + 1):
+        for bk in backends:
+            _sync(device); t0 = time.perf_counter()
+            selective_scan(**inp, delta_softplus=True, backend=bk).float().square().mean().backward()
+            _sync(device)
+            if r: times[bk].append((time.perf_counter() - t0) * 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    best = min(med.values())
+    print(f"selective_scan fwd+bwd, b={b} l={l} d={d} n={n} {dtype} on {device}, {torch.get_num_threads()} threads")
+    for k, v in med.items(): print(f"  {k:>9}: {v:9.1f} ms  x{v / best:5.2f}")
+    return med
