@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['triton_status', 'triton_available', 'SelectiveScanTriton', 'selective_scan_triton']
 
-# %% ../../nbs/05b_scan_triton.ipynb #7eeaacc8
+# %% ../../nbs/05b_scan_triton.ipynb #95cb3351
 import math, os
 import torch
 from torch import Tensor
@@ -17,12 +17,12 @@ except ImportError as e:  # the module still imports; `triton_available` says wh
     class tl: constexpr = None  # so the kernel signatures below still parse
 _jit = triton.jit if triton is not None else (lambda f: f)
 
-# %% ../../nbs/05b_scan_triton.ipynb #2a071086
+# %% ../../nbs/05b_scan_triton.ipynb #a9851f75
 def _interpreted(kernel):
     "True when `kernel` was decorated under TRITON_INTERPRET=1 (runs on the CPU)."
     return type(kernel).__name__ == "InterpretedFunction"
 
-# %% ../../nbs/05b_scan_triton.ipynb #643ec837
+# %% ../../nbs/05b_scan_triton.ipynb #8d620855
 def triton_status(device_type:str, # "cpu", "cuda", ...
                   capability:tuple=None, # CUDA compute capability (major, minor)
                   interpreted:bool=False, # kernels were defined under TRITON_INTERPRET=1
@@ -41,7 +41,7 @@ def triton_status(device_type:str, # "cpu", "cuda", ...
     if major < 7: return False, f"Triton needs sm_70+ (this GPU is sm_{major}{minor}); using chunked"
     return True, f"sm_{major}{minor}: compiled Triton kernel"
 
-# %% ../../nbs/05b_scan_triton.ipynb #f718d6bc
+# %% ../../nbs/05b_scan_triton.ipynb #b444fc6b
 def triton_available(device=None, # a torch device; default: the current CUDA device, else CPU
                     ):
     "Whether the Triton scan can run on `device`, and why; returns (ok, reason)."
@@ -51,7 +51,7 @@ def triton_available(device=None, # a torch device; default: the current CUDA de
     cap = torch.cuda.get_device_capability(device) if device.type == "cuda" and not interp else None
     return triton_status(device.type, cap, interp, True, os.environ.get("TRITON_INTERPRET") == "1")
 
-# %% ../../nbs/05b_scan_triton.ipynb #177656c9
+# %% ../../nbs/05b_scan_triton.ipynb #603e7f6f
 @_jit
 def _load_step(u_ptr, dt_ptr, bias_ptr, B_ptr, t, offs_d, offs_n, md, mn,
                su_l, su_d, st_l, st_d, s_bias, sB_l, sB_n,
@@ -65,7 +65,7 @@ def _load_step(u_ptr, dt_ptr, bias_ptr, B_ptr, t, offs_d, offs_n, md, mn,
     Bt = tl.load(B_ptr + t * sB_l + offs_n * sB_n, mask=mn, other=0.0).to(ACC)
     return u, dt_raw, dt, Bt
 
-# %% ../../nbs/05b_scan_triton.ipynb #742b2e1e
+# %% ../../nbs/05b_scan_triton.ipynb #23653552
 @_jit
 def _scan_fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, hs_ptr, last_ptr,
                      L, DIM, N, su_b, su_l, su_d, st_b, st_l, st_d, sz_b, sz_l, sz_d, sA_d, sA_n,
@@ -100,14 +100,21 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
             tl.store(y_ptr + t * DIM + offs_d, y.to(y_ptr.dtype.element_ty), mask=md)
     if SAVE_LAST: tl.store(last_ptr + pid_b * DIM * N + dn, h, mask=mdn)
 
-# %% ../../nbs/05b_scan_triton.ipynb #0d602bf9
+# %% ../../nbs/05b_scan_triton.ipynb #d2a294ff
+@_jit
+def _put(ptr, val, mask, ATOMIC: tl.constexpr):
+    "Add `val` into `ptr` atomically (shared by programs), or store it (a program's own slice)."
+    if ATOMIC: tl.atomic_add(ptr, val, mask=mask)
+    else: tl.store(ptr, val, mask=mask)
+
+# %% ../../nbs/05b_scan_triton.ipynb #fe899bb8
 @_jit
 def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, hs_ptr, dy_ptr, dlast_ptr, work_ptr,
                      du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
                      L, DIM, N, su_b, su_l, su_d, st_b, st_l, st_d, sz_b, sz_l, sz_d, sA_d, sA_n,
                      sB_b, sB_l, sB_n, sC_b, sC_l, sC_n, s_D, s_bias,
                      HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                     HAS_DLAST: tl.constexpr, CHUNK: tl.constexpr,
+                     HAS_DLAST: tl.constexpr, ATOMIC: tl.constexpr, CHUNK: tl.constexpr,
                      BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, ACC: tl.constexpr):
     pid_b, pid_d = tl.program_id(0).to(tl.int64), tl.program_id(1)
     n_batch = tl.num_programs(0)
@@ -119,7 +126,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     u_ptr += pid_b * su_b; dt_ptr += pid_b * st_b; z_ptr += pid_b * sz_b
     B_ptr += pid_b * sB_b; C_ptr += pid_b * sC_b
     bld = pid_b * L * DIM                                             # this row's offset in (b, l, d) outputs
-    dBC = (pid_d * n_batch + pid_b) * L * N                           # this program's slice of the (d blocks, b, l, n) partials
+    dBC = pid_b * L * N if ATOMIC else (pid_d * n_batch + pid_b) * L * N  # row of (b, l, n), or slice of (d blocks, b, l, n)
     work_ptr += pid_b * CHUNK * DIM * N
     A = tl.load(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n, mask=mdn, other=0.0).to(ACC)
     Dv = tl.zeros((BLOCK_D,), dtype=ACC)
@@ -157,9 +164,9 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                 tl.store(dz_ptr + bld + t * DIM + offs_d, dy * y_pre * sig * (1.0 + z * (1.0 - sig)), mask=md)
                 dy = dy * z * sig
             dD_acc += dy * u
-            tl.store(dC_ptr + dBC + t * N + offs_n, tl.sum(dy[:, None] * h, axis=0), mask=mn)
+            _put(dC_ptr + dBC + t * N + offs_n, tl.sum(dy[:, None] * h, axis=0), mn, ATOMIC)
             g += dy[:, None] * Ct[None, :]
-            tl.store(dB_ptr + dBC + t * N + offs_n, tl.sum(g * (dt * u)[:, None], axis=0), mask=mn)
+            _put(dB_ptr + dBC + t * N + offs_n, tl.sum(g * (dt * u)[:, None], axis=0), mn, ATOMIC)
             du = dy * Dv + dt * tl.sum(g * Bt[None, :], axis=1)
             g_dA_h = g * dA_t * h_prev                                # (BLOCK_D, BLOCK_N)
             ddt = tl.sum(g * Bt[None, :], axis=1) * u + tl.sum(g_dA_h * A, axis=1)
@@ -174,25 +181,31 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=md)
     tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=md)
 
-# %% ../../nbs/05b_scan_triton.ipynb #d5aeac71
+# %% ../../nbs/05b_scan_triton.ipynb #00f4c3c1
 def _strides(u, delta, z, A, B, C, D, delta_bias):
     "Flat stride list in the kernels' argument order (zeros for absent tensors)."
     s3 = lambda t: list(t.stride()) if t is not None else [0, 0, 0]
     return [*s3(u), *s3(delta), *s3(z), *A.stride(), *B.stride(), *C.stride(),
             D.stride(0) if D is not None else 0, delta_bias.stride(0) if delta_bias is not None else 0]
 
-def _tiles(d, n, block_d=None):
-    "BLOCK_D (channels per program) and BLOCK_N (state padded to a power of two)."
-    return block_d or min(32, triton.next_power_of_2(d)), max(2, triton.next_power_of_2(n))
+def _tiles(b, d, n, device, block_d=None):
+    "BLOCK_D (channels per program), BLOCK_N (state padded to a power of two) and num_warps."
+    BLOCK_N = max(2, triton.next_power_of_2(n))
+    if block_d is None:
+        block_d = min(32, triton.next_power_of_2(d))
+        if device.type == "cuda" and not _interpreted(_scan_fwd_kernel):  # aim for >= 2 programs per SM
+            sms = torch.cuda.get_device_properties(device).multi_processor_count
+            while block_d > 4 and b * triton.cdiv(d, block_d) < 2 * sms: block_d //= 2
+    return block_d, BLOCK_N, max(1, min(4, block_d * BLOCK_N // 128))
 
 def _acc(u): return (torch.float64, tl.float64) if u.dtype == torch.float64 else (torch.float32, tl.float32)
 
-# %% ../../nbs/05b_scan_triton.ipynb #9dd6f1d6
+# %% ../../nbs/05b_scan_triton.ipynb #ade00cab
 def _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, save_last, chunk, block_d):
     "Run the forward kernel; returns y (b, l, d), checkpoints hs (b, chunks, d, n) or None, h_L or None."
     (b, l, d), n = u.shape, A.shape[1]
     tdt, acc = _acc(u)
-    BLOCK_D, BLOCK_N = _tiles(d, n, block_d)
+    BLOCK_D, BLOCK_N, warps = _tiles(b, d, n, u.device, block_d)
     y = torch.empty(b, l, d, device=u.device, dtype=u.dtype)
     hs = torch.empty(b, triton.cdiv(l, chunk), d, n, device=u.device, dtype=tdt) if save_h else y
     last = torch.empty(b, d, n, device=u.device, dtype=tdt) if save_last else y
@@ -201,20 +214,21 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, save_last,
         delta_bias if delta_bias is not None else u, y, hs, last, l, d, n,
         *_strides(u, delta, z, A, B, C, D, delta_bias),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
-        SAVE_H=save_h, SAVE_LAST=save_last, CHUNK=chunk, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, ACC=acc)
+        SAVE_H=save_h, SAVE_LAST=save_last, CHUNK=chunk, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, ACC=acc, num_warps=warps)
     return y, (hs if save_h else None), (last if save_last else None)
 
-# %% ../../nbs/05b_scan_triton.ipynb #03f26179
-def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chunk, block_d):
+# %% ../../nbs/05b_scan_triton.ipynb #4b288f0d
+def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chunk, block_d, deterministic):
     "Run the backward kernel; returns fp32 (fp64) gradients du, ddelta, dA, dB, dC, dD, dz, ddelta_bias."
     (b, l, d), n = u.shape, A.shape[1]
     tdt, acc = _acc(u)
-    BLOCK_D, BLOCK_N = _tiles(d, n, block_d)
+    BLOCK_D, BLOCK_N, warps = _tiles(b, d, n, u.device, block_d)
     n_blk = triton.cdiv(d, BLOCK_D)
+    atomic = n_blk > 4 and not deterministic
     new = lambda *shape: torch.zeros(*shape, device=u.device, dtype=tdt)
     du, ddt, dz = new(b, l, d), new(b, l, d), new(b, l, d) if z is not None else None
     dA, dD, dbias = new(b, d, n), new(b, d), new(b, d)                   # per-batch partials
-    dB, dC = new(n_blk, b, l, n), new(n_blk, b, l, n)                     # per-channel-block partials
+    dB, dC = (new(b, l, n), new(b, l, n)) if atomic else (new(n_blk, b, l, n), new(n_blk, b, l, n))
     work = torch.empty(b, chunk, d, n, device=u.device, dtype=tdt)
     dy = dy.contiguous()
     dlast = dlast.to(tdt).contiguous() if dlast is not None else None
@@ -224,39 +238,41 @@ def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chu
         du, ddt, dz if dz is not None else du, dA, dB, dC, dD, dbias, l, d, n,
         *_strides(u, delta, z, A, B, C, D, delta_bias),
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=delta_softplus,
-        HAS_DLAST=dlast is not None, CHUNK=chunk, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, ACC=acc)
-    return du, ddt, dA.sum(0), dB.sum(0), dC.sum(0), dD.sum(0), dz, dbias.sum(0)
+        HAS_DLAST=dlast is not None, ATOMIC=atomic, CHUNK=chunk, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, ACC=acc, num_warps=warps)
+    if not atomic: dB, dC = dB.sum(0), dC.sum(0)
+    return du, ddt, dA.sum(0), dB, dC, dD.sum(0), dz, dbias.sum(0)
 
-# %% ../../nbs/05b_scan_triton.ipynb #cb90515e
+# %% ../../nbs/05b_scan_triton.ipynb #b0095574
 class SelectiveScanTriton(torch.autograd.Function):
     "Autograd wrapper of the fused Triton forward and backward kernels."
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunk, block_d):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunk, block_d, deterministic):
         save_h = any(ctx.needs_input_grad[:8])
         y, hs, last = _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, return_last_state, chunk, block_d)
         if save_h: ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, hs)
-        ctx.cfg = (delta_softplus, chunk, block_d)
+        ctx.cfg = (delta_softplus, chunk, block_d, deterministic)
         return (y, last) if return_last_state else y
 
     @staticmethod
     def backward(ctx, dy, dlast=None):
         u, delta, A, B, C, D, z, delta_bias, hs = ctx.saved_tensors
-        delta_softplus, chunk, block_d = ctx.cfg
+        delta_softplus, chunk, block_d, deterministic = ctx.cfg
         if dy is None: dy = torch.zeros_like(u)
-        grads = _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chunk, block_d)
+        grads = _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chunk, block_d, deterministic)
         ins = (u, delta, A, B, C, D, z, delta_bias)
         du, ddt, dA, dB, dC, dD, dz, dbias = (None if t is None or g is None else g.to(t.dtype) for g, t in zip(grads, ins))
-        return du, ddt, dA, dB, dC, dD, dz, dbias, None, None, None, None
+        return du, ddt, dA, dB, dC, dD, dz, dbias, None, None, None, None, None
 
-# %% ../../nbs/05b_scan_triton.ipynb #6f283dba
+# %% ../../nbs/05b_scan_triton.ipynb #a72bd6eb
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           return_last_state=False,
                           chunk_size:int=64, # steps between saved states for the backward pass
-                          block_d:int=None, # channels per program (default: min(32, d))
+                          block_d:int=None, # channels per program (a power of two; default: by GPU size)
+                          deterministic:bool=False, # dB, dC by per-block sums even with many blocks (no atomics)
                          ):
     "Fused Triton selective scan (inputs already validated, e.g. by `sparse_ssm.model.scan.selective_scan`)."
     ok, why = triton_available(u.device)
     if not ok: raise RuntimeError(f"Triton scan unavailable on {u.device}: {why}")
     if chunk_size < 1: raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
     return SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus),
-                                     bool(return_last_state), int(chunk_size), block_d)
+                                     bool(return_last_state), int(chunk_size), block_d, bool(deterministic))
