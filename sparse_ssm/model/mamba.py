@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MambaConfig', 'RMSNorm', 'MambaBlock', 'MambaCache', 'ResidualBlock', 'MambaBackbone', 'MambaLM', 'check_token_ids']
 
-# %% ../../nbs/07_mamba.ipynb #5b1b6501
+# %% ../../nbs/07_mamba.ipynb #b1c5fb28
 import dataclasses, math
 from dataclasses import dataclass, field
 import torch
@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
-from .scan import selective_scan
-from .selective_param import A_log_init, dt_proj_init_, selective_params
+from .scan import selective_scan, PURE_BACKENDS, FUSED_BACKENDS
+from .selective_param import A_INITS, A_log_init, dt_proj_init_, selective_params
 
-# %% ../../nbs/07_mamba.ipynb #34dd5d0d
+# %% ../../nbs/07_mamba.ipynb #5edd62f6
 @dataclass
 class MambaConfig:
     "Hyper-parameters of a `MambaLM` (official Mamba names)."
@@ -43,7 +43,7 @@ class MambaConfig:
     vocab_size_padded: int = field(init=False)  # derived: vocab_size rounded up
     def __post_init__(self): _finish_config(self)
 
-# %% ../../nbs/07_mamba.ipynb #f8b9a6d0
+# %% ../../nbs/07_mamba.ipynb #2bc1726b
 _POS_INT = ("d_model", "n_layer", "vocab_size", "d_state", "d_conv", "expand", "pad_vocab_size_multiple")
 
 def _finish_config(self:MambaConfig):
@@ -56,11 +56,14 @@ def _finish_config(self:MambaConfig):
         raise ValueError(f"MambaConfig.dt_rank must be 'auto' or a positive int, got {self.dt_rank!r}")
     if not 0 < self.dt_min <= self.dt_max: raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={self.dt_min}, dt_max={self.dt_max}")
     if not self.rms_norm_eps > 0: raise ValueError(f"MambaConfig.rms_norm_eps must be > 0, got {self.rms_norm_eps}")
+    if self.A_init not in A_INITS: raise ValueError(f"MambaConfig.A_init={self.A_init!r} is unknown; choose one of {A_INITS}")
+    backends = ("auto", *PURE_BACKENDS, *FUSED_BACKENDS)
+    if self.scan_backend not in backends: raise ValueError(f"MambaConfig.scan_backend={self.scan_backend!r} is unknown; choose one of {backends}")
     self.d_inner = self.expand * self.d_model
     m = self.pad_vocab_size_multiple
     self.vocab_size_padded = (self.vocab_size + m - 1) // m * m
 
-# %% ../../nbs/07_mamba.ipynb #b77369bf
+# %% ../../nbs/07_mamba.ipynb #93cfd116
 @patch
 def to_dict(self:MambaConfig) -> dict:
     "The constructor arguments of this config (derived fields left out)."
@@ -75,7 +78,7 @@ def from_dict(cls:MambaConfig, d:dict # constructor arguments, e.g. parsed YAML
     if unknown: raise ValueError(f"unknown MambaConfig key(s) {unknown}; valid keys are {sorted(known)}")
     return cls(**d)
 
-# %% ../../nbs/07_mamba.ipynb #c193afef
+# %% ../../nbs/07_mamba.ipynb #4209219b
 class RMSNorm(nn.Module):
     "Root-mean-square normalisation over the last dimension."
     def __init__(self, d:int, eps:float=1e-5): # width; added to the mean square
@@ -85,7 +88,7 @@ class RMSNorm(nn.Module):
         xf = x if x.dtype == torch.float64 else x.float()
         return self.weight * (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
 
-# %% ../../nbs/07_mamba.ipynb #9435df24
+# %% ../../nbs/07_mamba.ipynb #a355af7d
 class MambaBlock(nn.Module):
     "The Mamba mixer: in_proj, causal conv, selective SSM, gate, out_proj."
     def __init__(self, config:MambaConfig):
@@ -101,7 +104,7 @@ class MambaBlock(nn.Module):
         self.out_proj = nn.Linear(c.d_inner, c.d_model, bias=c.bias)
         self.A_log._no_weight_decay = self.D._no_weight_decay = True
 
-# %% ../../nbs/07_mamba.ipynb #6a7cc94f
+# %% ../../nbs/07_mamba.ipynb #9f5909ae
 @patch
 def forward(self:MambaBlock, x:Tensor, # (b, l, d_model)
             cache=None, layer:int=0): # a `MambaCache` to fill (prefill); index of this block in it
@@ -120,7 +123,7 @@ def forward(self:MambaBlock, x:Tensor, # (b, l, d_model)
     cache.ssm_states[layer] = h                                     # (b, d_inner, d_state)
     return self.out_proj(y)
 
-# %% ../../nbs/07_mamba.ipynb #65d9c34c
+# %% ../../nbs/07_mamba.ipynb #149bc82a
 @dataclass
 class MambaCache:
     "Per-layer conv and SSM states of a batch, plus the number of tokens consumed."
@@ -128,7 +131,7 @@ class MambaCache:
     ssm_states: list  # n_layer tensors (b, d_inner, d_state)
     seqlen: int = 0  # tokens seen so far
 
-# %% ../../nbs/07_mamba.ipynb #f0652ecd
+# %% ../../nbs/07_mamba.ipynb #eb7f408a
 @patch
 def step(self:MambaBlock, x:Tensor, # (b, d_model), one time step
          cache:MambaCache, layer:int): # the cache to read and update; index of this block
@@ -148,7 +151,7 @@ def step(self:MambaBlock, x:Tensor, # (b, d_model), one time step
     y = (h @ C.unsqueeze(-1).to(h.dtype)).squeeze(-1).to(u.dtype) + self.D * u  # (b, d_inner)
     return self.out_proj(y * F.silu(z))                                          # (b, d_model)
 
-# %% ../../nbs/07_mamba.ipynb #c934e2a9
+# %% ../../nbs/07_mamba.ipynb #e3ada2a4
 class ResidualBlock(nn.Module):
     "Pre-norm residual wrapper: x + mixer(norm(x))."
     def __init__(self, config:MambaConfig):
@@ -159,7 +162,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x, cache=None, layer=0): return self._res(x) + self.mixer(self.norm(x), cache, layer)
     def step(self, x, cache, layer): return self._res(x) + self.mixer.step(self.norm(x), cache, layer)
 
-# %% ../../nbs/07_mamba.ipynb #61cd717f
+# %% ../../nbs/07_mamba.ipynb #5ed84a94
 class MambaBackbone(nn.Module):
     "Embedding, residual Mamba layers and the final norm."
     def __init__(self, config:MambaConfig):
@@ -168,7 +171,7 @@ class MambaBackbone(nn.Module):
         self.layers = nn.ModuleList(ResidualBlock(config) for _ in range(config.n_layer))
         self.norm_f = RMSNorm(config.d_model, config.rms_norm_eps)
 
-# %% ../../nbs/07_mamba.ipynb #6e04efe8
+# %% ../../nbs/07_mamba.ipynb #825f10d5
 class MambaLM(nn.Module):
     "A Mamba language model: `MambaLM(config)(input_ids) -> logits (b, l, vocab_size)`."
     def __init__(self, config:MambaConfig):
@@ -183,7 +186,7 @@ class MambaLM(nn.Module):
             with torch.no_grad(): m.out_proj.weight /= math.sqrt(config.n_layer)
         if config.tie_embeddings: self.lm_head.weight = self.backbone.embedding.weight
 
-# %% ../../nbs/07_mamba.ipynb #0ef3ae8b
+# %% ../../nbs/07_mamba.ipynb #b1b53a30
 def check_token_ids(ids:Tensor, # integer token ids
                     vocab_size:int, # ids must be in [0, vocab_size)
                     ndim:int): # expected number of dimensions
@@ -195,7 +198,7 @@ def check_token_ids(ids:Tensor, # integer token ids
         bad = ids[(ids < 0) | (ids >= vocab_size)][0].item()
         raise ValueError(f"token id {bad} is out of range for vocab_size {vocab_size}: ids must be in [0, {vocab_size}); check that the tokenizer matches the model")
 
-# %% ../../nbs/07_mamba.ipynb #8c997b48
+# %% ../../nbs/07_mamba.ipynb #5e2de4e9
 @patch
 def _logits(self:MambaLM, x):
     logits = self.lm_head(self.backbone.norm_f(x).to(self.lm_head.weight.dtype))  # (..., vocab_size_padded)
@@ -212,7 +215,7 @@ def forward(self:MambaLM, input_ids:Tensor, # (b, l) token ids
     if cache is not None: cache.seqlen = input_ids.shape[1]
     return self._logits(x)
 
-# %% ../../nbs/07_mamba.ipynb #852d11b3
+# %% ../../nbs/07_mamba.ipynb #e3067ea1
 @patch
 def allocate_cache(self:MambaLM, batch_size:int, # number of sequences decoded together
                    dtype=None) -> MambaCache: # state dtype; default: fp32 (fp64 for an fp64 model)
@@ -233,7 +236,7 @@ def step(self:MambaLM, input_ids:Tensor, # (b,) or (b, 1): the next token of eac
     cache.seqlen += 1
     return self._logits(x)
 
-# %% ../../nbs/07_mamba.ipynb #42e485fc
+# %% ../../nbs/07_mamba.ipynb #da5c571d
 @patch(cls_method=True)
 def from_pretrained(cls:MambaLM, local_dir, # a directory with config.json and weights (HF or mamba_ssm layout)
                     dtype=None): # cast the loaded model to this dtype
