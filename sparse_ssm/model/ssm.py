@@ -5,19 +5,20 @@
 # %% auto #0
 __all__ = ['S4D_INITS', 'ssm_recurrence', 'ssm_kernel', 'causal_conv', 's4d_A_init', 'S4DLayer', 'S4DBlock', 'S4DLM']
 
-# %% ../../nbs/03_ssm.ipynb #682013f4
+# %% ../../nbs/03_ssm.ipynb #3468b79f
 import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .discretization import discretize
+from .hippo import DIAGONAL_INITS, diagonal_init
 
-# %% ../../nbs/03_ssm.ipynb #70722991
+# %% ../../nbs/03_ssm.ipynb #617b4fef
 def _is_diag(Ab, Bb, diagonal):
     "Whether Ab is a diagonal (..., N), inferred from its rank relative to Bb when not given."
     return Ab.ndim == Bb.ndim if diagonal is None else diagonal
 
-# %% ../../nbs/03_ssm.ipynb #994d93b5
+# %% ../../nbs/03_ssm.ipynb #1a1dc502
 def ssm_recurrence(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
                    Bb:torch.Tensor, # (..., N)
                    C:torch.Tensor, # (..., N)
@@ -34,7 +35,7 @@ def ssm_recurrence(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
         ys.append((C * x).sum(-1))
     return torch.stack(ys, -1)  # (..., L)
 
-# %% ../../nbs/03_ssm.ipynb #bcba3f23
+# %% ../../nbs/03_ssm.ipynb #90a9dbd2
 def ssm_kernel(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
                Bb:torch.Tensor, # (..., N)
                C:torch.Tensor, # (..., N)
@@ -52,7 +53,7 @@ def ssm_kernel(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
         v = (Ab @ v[..., None])[..., 0]  # (..., N)
     return torch.stack(K, -1)  # (..., L)
 
-# %% ../../nbs/03_ssm.ipynb #a4fd8ff1
+# %% ../../nbs/03_ssm.ipynb #cfd5302d
 def causal_conv(u:torch.Tensor, # (..., L) input
                 K:torch.Tensor, # (..., L) kernel, broadcastable against u
                )->torch.Tensor: # (..., L) y_k = sum_{j<=k} K_j u_{k-j}
@@ -62,22 +63,19 @@ def causal_conv(u:torch.Tensor, # (..., L) input
         return torch.fft.ifft(torch.fft.fft(u, n=2 * L) * torch.fft.fft(K, n=2 * L), n=2 * L)[..., :L]
     return torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(K, n=2 * L), n=2 * L)[..., :L]
 
-# %% ../../nbs/03_ssm.ipynb #1bc5f333
-S4D_INITS = ("s4d_lin", "s4d_inv", "s4d_real")
+# %% ../../nbs/03_ssm.ipynb #dbe9a348
+S4D_INITS = DIAGONAL_INITS
 
 def s4d_A_init(d_model:int, # channels
                d_state:int, # N: real state dims per channel (N/2 complex modes for complex inits)
                init:str="s4d_lin", # one of S4D_INITS
               )->torch.Tensor: # (d_model, N/2) complex64, or (d_model, N) float32 for s4d_real
-    "The diagonal A of S4D: S4D-Lin, S4D-Inv or S4D-Real, repeated for every channel."
+    "The diagonal A of S4D (chapter 01's `diagonal_init`), repeated for every channel."
     if init not in S4D_INITS: raise ValueError(f"unknown init {init!r}: use one of {S4D_INITS}")
-    if init != "s4d_real" and d_state % 2: raise ValueError(f"d_state={d_state} must be even for the complex init {init!r} (N/2 conjugate pairs); use an even d_state or init='s4d_real'")
-    if init == "s4d_real": return -torch.arange(1., d_state + 1).repeat(d_model, 1)  # (d, N)
-    n = torch.arange(d_state // 2, dtype=torch.float32)
-    im = math.pi * n if init == "s4d_lin" else d_state / math.pi * (d_state / (2 * n + 1) - 1)
-    return torch.complex(torch.full_like(n, -0.5), im).repeat(d_model, 1)  # (d, N/2)
+    a = torch.from_numpy(diagonal_init(d_state, init))  # (N/2,) complex or (N,) real
+    return a.to(torch.complex64 if a.is_complex() else torch.float32).repeat(d_model, 1)  # (d, n')
 
-# %% ../../nbs/03_ssm.ipynb #22768685
+# %% ../../nbs/03_ssm.ipynb #b99411de
 class S4DLayer(nn.Module):
     "An S4D layer: d_model diagonal LTI SSMs with learned A, B, C, D and step, then GELU and a gated linear mix."
     def __init__(self, d_model:int, # channels, input and output width
@@ -107,7 +105,7 @@ class S4DLayer(nn.Module):
     def _check_mode(mode):
         if mode not in ("conv", "recurrent"): raise ValueError(f"unknown mode {mode!r}: use 'conv' or 'recurrent'")
 
-# %% ../../nbs/03_ssm.ipynb #b23140a7
+# %% ../../nbs/03_ssm.ipynb #0e7ab2e3
 def _ssm_params(self:S4DLayer):
     "Continuous (A, B, C) (d, n'), complex for complex inits, and the step dt (d,)."
     A = -torch.exp(self.A_log)
@@ -130,7 +128,7 @@ def _kernel(self:S4DLayer, L:int # length
 
 S4DLayer._ssm_params, S4DLayer._discrete, S4DLayer.kernel = _ssm_params, _discrete, _kernel
 
-# %% ../../nbs/03_ssm.ipynb #0770461c
+# %% ../../nbs/03_ssm.ipynb #0fa63d3a
 def _ssm_step(self:S4DLayer, u_t, state, Ab, Bb, C):
     "One recurrence step: u_t (b, d), state (b, d, n') -> y_t (b, d) before the output mix, new state."
     state = Ab * state + Bb * u_t[..., None]  # (b, d, n')
@@ -149,7 +147,7 @@ def _init_state(self:S4DLayer, batch_size:int # b
 
 S4DLayer._ssm_step, S4DLayer._mix, S4DLayer.init_state = _ssm_step, _mix, _init_state
 
-# %% ../../nbs/03_ssm.ipynb #c2eb0b01
+# %% ../../nbs/03_ssm.ipynb #980d5b1f
 def _forward(self:S4DLayer, u:torch.Tensor, # (b, l, d) input
             mode:str|None=None, # "conv" or "recurrent"; None: the layer's default
            )->torch.Tensor: # (b, l, d)
@@ -160,7 +158,8 @@ def _forward(self:S4DLayer, u:torch.Tensor, # (b, l, d) input
         raise ValueError(f"input has shape {tuple(u.shape)}: expected (b, l, d_model={self.d_model})")
     if mode == "conv":
         K = self.kernel(u.shape[1])  # (d, l)
-        y = causal_conv(u.transpose(1, 2), K).transpose(1, 2) + self.D * u  # (b, l, d)
+        uf = u.float() if u.dtype in (torch.float16, torch.bfloat16) else u  # FFTs in fp32 at least
+        y = causal_conv(uf.transpose(1, 2), K).transpose(1, 2).to(u.dtype) + self.D * u  # (b, l, d)
     else:
         Ab, Bb, C = self._discrete()
         state, ys = self.init_state(u.shape[0]), []
@@ -180,7 +179,7 @@ def _step(self:S4DLayer, u_t:torch.Tensor, # (b, d) one token's input
 
 S4DLayer.forward, S4DLayer.step = _forward, _step
 
-# %% ../../nbs/03_ssm.ipynb #9c5a5107
+# %% ../../nbs/03_ssm.ipynb #9443798e
 class S4DBlock(nn.Module):
     "Pre-norm residual block around an S4DLayer."
     def __init__(self, d_model, d_state=64, **kw):
@@ -191,7 +190,7 @@ class S4DBlock(nn.Module):
         y, state = self.mixer.step(self.norm(x_t), state)
         return x_t + y, state  # (b, d)
 
-# %% ../../nbs/03_ssm.ipynb #9767b5c2
+# %% ../../nbs/03_ssm.ipynb #2d0af0e6
 class S4DLM(nn.Module):
     "A language model of S4D blocks: embedding, n_layer residual blocks, norm, tied head."
     def __init__(self, vocab_size:int, # tokens
