@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['METHODS', 'phi1', 'discretize']
 
-# %% ../../nbs/02_discretization.ipynb #2d6aed2d
+# %% ../../nbs/02_discretization.ipynb #27a1c09d
 import numpy as np
 import torch
 
-# %% ../../nbs/02_discretization.ipynb #c1aa604f
+# %% ../../nbs/02_discretization.ipynb #13ddf6ac
 def _expm1(z):
     "exp(z) - 1 without cancellation, for real or complex tensors."
     if not z.is_complex(): return torch.expm1(z)
     x, y = z.real, z.imag
     return torch.complex(torch.expm1(x) * torch.cos(y) - 2 * torch.sin(y / 2) ** 2, torch.exp(x) * torch.sin(y))
 
-# %% ../../nbs/02_discretization.ipynb #864295e0
+# %% ../../nbs/02_discretization.ipynb #41b69fd5
 def phi1(z:torch.Tensor, # any shape, real or complex
         )->torch.Tensor: # (exp(z) - 1) / z, equal to 1 at z = 0
     "(exp(z) - 1) / z, accurate and differentiable near and at z = 0."
@@ -25,10 +25,10 @@ def phi1(z:torch.Tensor, # any shape, real or complex
     taylor = 1 + z / 2 * (1 + z / 3 * (1 + z / 4))
     return torch.where(small, taylor, _expm1(zs) / zs)
 
-# %% ../../nbs/02_discretization.ipynb #1301bc70
+# %% ../../nbs/02_discretization.ipynb #9758f869
 METHODS = ("zoh", "bilinear", "euler", "backward_euler", "zoh_euler")
 
-# %% ../../nbs/02_discretization.ipynb #caf91e98
+# %% ../../nbs/02_discretization.ipynb #f427ccb0
 def _as_tensors(A, B, dt):
     "A, B, dt as tensors of one dtype (dt real); and whether the caller passed numpy."
     ts = [x for x in (A, B, dt) if isinstance(x, torch.Tensor)]
@@ -41,16 +41,18 @@ def _as_tensors(A, B, dt):
     A, B = A.to(dev, dtype), B.to(dev, dtype)
     return A, B, dt.to(dev, dtype.to_real()), not ts
 
-# %% ../../nbs/02_discretization.ipynb #198c0eb1
+# %% ../../nbs/02_discretization.ipynb #d9da2f45
 def _check_shapes(A, B, dt, diagonal):
-    "Validate shapes; return (B as a matrix (..., N, M), B_was_vector, diagonal)."
+    "Validate shapes; return (B as a matrix (..., N, M), B_was_vector, diagonal, dt with batch shape)."
     if A.ndim == 0: raise ValueError("A is a scalar: pass a diagonal A as a vector (N,) or a dense A as (N, N)")
     if diagonal is None: diagonal = A.ndim == 1
     if not diagonal and A.ndim == 1:
         raise ValueError(f"A has shape {tuple(A.shape)} but diagonal=False: a dense A must be (..., N, N); leave diagonal=None for a diagonal A")
     if not diagonal and A.shape[-1] != A.shape[-2]:
         raise ValueError(f"A must be square, got shape {tuple(A.shape)}: pass a dense A as (..., N, N), or a batched diagonal A (..., N) with diagonal=True")
-    N, nbA = A.shape[-1], A.ndim - (1 if diagonal else 2)
+    N, core = A.shape[-1], 1 if diagonal else 2
+    nbA = A.ndim - core
+    if dt.ndim >= core and all(s == 1 for s in dt.shape[-core:]): dt = dt.reshape(dt.shape[:-core])  # shaped like A
     if B.ndim == nbA + 2 and B.shape[-2] == N: Bm, vec = B, False
     elif 1 <= B.ndim <= nbA + 1 and B.shape[-1] == N: Bm, vec = B[..., None], True
     elif 2 <= B.ndim < nbA + 2 and B.shape[-2] == N: Bm, vec = B, False
@@ -60,9 +62,9 @@ def _check_shapes(A, B, dt, diagonal):
     except RuntimeError: raise ValueError(f"batch shapes of A {tuple(batch[0])}, B {tuple(batch[1])} and dt {tuple(batch[2])} do not broadcast: make their leading dims match") from None
     if not bool((torch.isfinite(dt) & (dt > 0)).all()):
         raise ValueError(f"dt must be finite and > 0, got {dt.detach().cpu().numpy()}: pass a positive step size")
-    return Bm, vec, diagonal
+    return Bm, vec, diagonal, dt
 
-# %% ../../nbs/02_discretization.ipynb #e65202de
+# %% ../../nbs/02_discretization.ipynb #af873abc
 def _expm(M):
     "Batched matrix exponential; float64 matrices of 1-norm in (0.004, 0.07) go through e^(M/16) squared four times."
     E = torch.linalg.matrix_exp(M)
@@ -74,7 +76,7 @@ def _expm(M):
     for _ in range(4): Es = Es @ Es
     return torch.where(band[..., None, None], Es, E)
 
-# %% ../../nbs/02_discretization.ipynb #b7e22fb8
+# %% ../../nbs/02_discretization.ipynb #1099592e
 def _dense(A, B, dt, method):
     "Dense A (..., N, N), B (..., N, M), dt (...): returns (Ab, Bb)."
     N, M = A.shape[-1], B.shape[-1]
@@ -93,7 +95,7 @@ def _dense(A, B, dt, method):
     E = _expm(aug)
     return E[..., :N, :N], E[..., :N, N:]
 
-# %% ../../nbs/02_discretization.ipynb #213eef35
+# %% ../../nbs/02_discretization.ipynb #56f16d25
 def _diagonal(A, B, dt, method):
     "Diagonal A (..., N), B (..., N, M), dt (...): returns (Ab (..., N), Bb (..., N, M))."
     dA, dB = dt[..., None] * A, dt[..., None, None] * B  # (..., N), (..., N, M)
@@ -103,7 +105,7 @@ def _diagonal(A, B, dt, method):
     if method == "zoh_euler": return torch.exp(dA), dB
     return torch.exp(dA), phi1(dA)[..., None] * dB
 
-# %% ../../nbs/02_discretization.ipynb #6f165ffc
+# %% ../../nbs/02_discretization.ipynb #92f5cb8a
 def discretize(A, # state matrix: dense (..., N, N) or diagonal (..., N); numpy or torch
                B, # input matrix (..., N) or (..., N, M)
                dt, # step size Delta: a positive number, or positive steps with batch shape (...)
@@ -113,7 +115,7 @@ def discretize(A, # state matrix: dense (..., N, N) or diagonal (..., N); numpy 
     "Discretize x' = A x + B u with step `dt` into x_k = Ab x_{k-1} + Bb u_k."
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: use one of {METHODS}")
     A, B, dt, to_numpy = _as_tensors(A, B, dt)
-    Bm, vec, diagonal = _check_shapes(A, B, dt, diagonal)
+    Bm, vec, diagonal, dt = _check_shapes(A, B, dt, diagonal)
     Ab, Bb = (_diagonal if diagonal else _dense)(A, Bm, dt, method)
     core = 1 if diagonal else 2
     batch = torch.broadcast_shapes(Ab.shape[:-core], Bb.shape[:-2])
