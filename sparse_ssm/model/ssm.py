@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['S4D_INITS', 'ssm_recurrence', 'ssm_kernel', 'causal_conv', 's4d_A_init', 'S4DLayer', 'S4DBlock', 'S4DLM']
 
-# %% ../../nbs/03_ssm.ipynb #170158ad
+# %% ../../nbs/03_ssm.ipynb #1d948052
 import math
 import torch
 import torch.nn as nn
@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from .discretization import discretize
 from .hippo import DIAGONAL_INITS, diagonal_init
 
-# %% ../../nbs/03_ssm.ipynb #e3a4bc44
+# %% ../../nbs/03_ssm.ipynb #54075f20
 def _is_diag(Ab, Bb, diagonal):
     "Whether Ab is a diagonal (..., N), inferred from its rank relative to Bb when not given."
     return Ab.ndim == Bb.ndim if diagonal is None else diagonal
 
-# %% ../../nbs/03_ssm.ipynb #f27f82fa
+# %% ../../nbs/03_ssm.ipynb #ab2e788a
 def ssm_recurrence(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
                    Bb:torch.Tensor, # (..., N)
                    C:torch.Tensor, # (..., N)
@@ -35,7 +35,7 @@ def ssm_recurrence(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
         ys.append((C * x).sum(-1))
     return torch.stack(ys, -1)  # (..., L)
 
-# %% ../../nbs/03_ssm.ipynb #50d4f281
+# %% ../../nbs/03_ssm.ipynb #5ff0f2ed
 def ssm_kernel(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
                Bb:torch.Tensor, # (..., N)
                C:torch.Tensor, # (..., N)
@@ -53,7 +53,7 @@ def ssm_kernel(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
         v = (Ab @ v[..., None])[..., 0]  # (..., N)
     return torch.stack(K, -1)  # (..., L)
 
-# %% ../../nbs/03_ssm.ipynb #dc0547c0
+# %% ../../nbs/03_ssm.ipynb #b4131e6b
 def causal_conv(u:torch.Tensor, # (..., L) input
                 K:torch.Tensor, # (..., L) kernel, broadcastable against u
                )->torch.Tensor: # (..., L) y_k = sum_{j<=k} K_j u_{k-j}
@@ -63,7 +63,7 @@ def causal_conv(u:torch.Tensor, # (..., L) input
         return torch.fft.ifft(torch.fft.fft(u, n=2 * L) * torch.fft.fft(K, n=2 * L), n=2 * L)[..., :L]
     return torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(K, n=2 * L), n=2 * L)[..., :L]
 
-# %% ../../nbs/03_ssm.ipynb #e3dea925
+# %% ../../nbs/03_ssm.ipynb #d30b0105
 S4D_INITS = DIAGONAL_INITS
 
 def s4d_A_init(d_model:int, # channels
@@ -75,7 +75,7 @@ def s4d_A_init(d_model:int, # channels
     a = torch.from_numpy(diagonal_init(d_state, init))  # (N/2,) complex or (N,) real
     return a.to(torch.complex64 if a.is_complex() else torch.float32).repeat(d_model, 1)  # (d, n')
 
-# %% ../../nbs/03_ssm.ipynb #101482f5
+# %% ../../nbs/03_ssm.ipynb #a7dec854
 class S4DLayer(nn.Module):
     "An S4D layer: d_model diagonal LTI SSMs with learned A, B, C, D and step, then GELU and a gated linear mix."
     def __init__(self, d_model:int, # channels, input and output width
@@ -105,7 +105,7 @@ class S4DLayer(nn.Module):
     def _check_mode(mode):
         if mode not in ("conv", "recurrent"): raise ValueError(f"unknown mode {mode!r}: use 'conv' or 'recurrent'")
 
-# %% ../../nbs/03_ssm.ipynb #6ab99b7a
+# %% ../../nbs/03_ssm.ipynb #65c3e584
 def _ssm_params(self:S4DLayer):
     "Continuous (A, B, C) (d, n'), complex for complex inits, and the step dt (d,)."
     A = -torch.exp(self.A_log)
@@ -128,7 +128,7 @@ def _kernel(self:S4DLayer, L:int # length
 
 S4DLayer._ssm_params, S4DLayer._discrete, S4DLayer.kernel = _ssm_params, _discrete, _kernel
 
-# %% ../../nbs/03_ssm.ipynb #3cba883c
+# %% ../../nbs/03_ssm.ipynb #053cbcfe
 def _ssm_step(self:S4DLayer, u_t, state, Ab, Bb, C):
     "One recurrence step: u_t (b, d), state (b, d, n') -> y_t (b, d) before the output mix, new state."
     state = Ab * state + Bb * u_t[..., None]  # (b, d, n')
@@ -147,7 +147,7 @@ def _init_state(self:S4DLayer, batch_size:int # b
 
 S4DLayer._ssm_step, S4DLayer._mix, S4DLayer.init_state = _ssm_step, _mix, _init_state
 
-# %% ../../nbs/03_ssm.ipynb #0dfbb9f9
+# %% ../../nbs/03_ssm.ipynb #c1227126
 def _forward(self:S4DLayer, u:torch.Tensor, # (b, l, d) input
             mode:str|None=None, # "conv" or "recurrent"; None: the layer's default
            )->torch.Tensor: # (b, l, d)
@@ -179,7 +179,7 @@ def _step(self:S4DLayer, u_t:torch.Tensor, # (b, d) one token's input
 
 S4DLayer.forward, S4DLayer.step = _forward, _step
 
-# %% ../../nbs/03_ssm.ipynb #614eb151
+# %% ../../nbs/03_ssm.ipynb #c4f57ff2
 class S4DBlock(nn.Module):
     "Pre-norm residual block around an S4DLayer."
     def __init__(self, d_model, d_state=64, **kw):
@@ -190,7 +190,7 @@ class S4DBlock(nn.Module):
         y, state = self.mixer.step(self.norm(x_t), state)
         return x_t + y, state  # (b, d)
 
-# %% ../../nbs/03_ssm.ipynb #264aa70a
+# %% ../../nbs/03_ssm.ipynb #0308d174
 class S4DLM(nn.Module):
     "A language model of S4D blocks: embedding, n_layer residual blocks, norm, tied head."
     def __init__(self, vocab_size:int, # tokens
@@ -210,6 +210,7 @@ class S4DLM(nn.Module):
     def forward(self, input_ids:torch.Tensor, # (b, l) token ids
                 mode:str|None=None, # "conv" or "recurrent"
                )->torch.Tensor: # (b, l, vocab_size) logits
+        "Next-token logits for every position."
         x = self.embedding(input_ids)  # (b, l, d)
         for layer in self.layers: x = layer(x, mode=mode)
         return self.lm_head(self.norm_f(x))  # (b, l, vocab_size)
