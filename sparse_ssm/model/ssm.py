@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['S4D_INITS', 'ssm_recurrence', 'ssm_kernel', 'causal_conv', 's4d_A_init', 'S4DLayer', 'S4DBlock', 'S4DLM']
 
-# %% ../../nbs/03_ssm.ipynb #1d948052
+# %% ../../nbs/03_ssm.ipynb #c0c5716d
 import math
 import torch
 import torch.nn as nn
@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from .discretization import discretize
 from .hippo import DIAGONAL_INITS, diagonal_init
 
-# %% ../../nbs/03_ssm.ipynb #54075f20
+# %% ../../nbs/03_ssm.ipynb #54683fd2
 def _is_diag(Ab, Bb, diagonal):
     "Whether Ab is a diagonal (..., N), inferred from its rank relative to Bb when not given."
     return Ab.ndim == Bb.ndim if diagonal is None else diagonal
 
-# %% ../../nbs/03_ssm.ipynb #ab2e788a
+# %% ../../nbs/03_ssm.ipynb #f37756a6
 def ssm_recurrence(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
                    Bb:torch.Tensor, # (..., N)
                    C:torch.Tensor, # (..., N)
@@ -35,7 +35,7 @@ def ssm_recurrence(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
         ys.append((C * x).sum(-1))
     return torch.stack(ys, -1)  # (..., L)
 
-# %% ../../nbs/03_ssm.ipynb #5ff0f2ed
+# %% ../../nbs/03_ssm.ipynb #45e03bc3
 def ssm_kernel(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
                Bb:torch.Tensor, # (..., N)
                C:torch.Tensor, # (..., N)
@@ -53,7 +53,7 @@ def ssm_kernel(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
         v = (Ab @ v[..., None])[..., 0]  # (..., N)
     return torch.stack(K, -1)  # (..., L)
 
-# %% ../../nbs/03_ssm.ipynb #b4131e6b
+# %% ../../nbs/03_ssm.ipynb #3d5f653d
 def causal_conv(u:torch.Tensor, # (..., L) input
                 K:torch.Tensor, # (..., L) kernel, broadcastable against u
                )->torch.Tensor: # (..., L) y_k = sum_{j<=k} K_j u_{k-j}
@@ -63,7 +63,7 @@ def causal_conv(u:torch.Tensor, # (..., L) input
         return torch.fft.ifft(torch.fft.fft(u, n=2 * L) * torch.fft.fft(K, n=2 * L), n=2 * L)[..., :L]
     return torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(K, n=2 * L), n=2 * L)[..., :L]
 
-# %% ../../nbs/03_ssm.ipynb #d30b0105
+# %% ../../nbs/03_ssm.ipynb #4f193096
 S4D_INITS = DIAGONAL_INITS
 
 def s4d_A_init(d_model:int, # channels
@@ -75,7 +75,7 @@ def s4d_A_init(d_model:int, # channels
     a = torch.from_numpy(diagonal_init(d_state, init))  # (N/2,) complex or (N,) real
     return a.to(torch.complex64 if a.is_complex() else torch.float32).repeat(d_model, 1)  # (d, n')
 
-# %% ../../nbs/03_ssm.ipynb #a7dec854
+# %% ../../nbs/03_ssm.ipynb #b25419d6
 class S4DLayer(nn.Module):
     "An S4D layer: d_model diagonal LTI SSMs with learned A, B, C, D and step, then GELU and a gated linear mix."
     def __init__(self, d_model:int, # channels, input and output width
@@ -105,7 +105,7 @@ class S4DLayer(nn.Module):
     def _check_mode(mode):
         if mode not in ("conv", "recurrent"): raise ValueError(f"unknown mode {mode!r}: use 'conv' or 'recurrent'")
 
-# %% ../../nbs/03_ssm.ipynb #65c3e584
+# %% ../../nbs/03_ssm.ipynb #3ee8c6ae
 def _ssm_params(self:S4DLayer):
     "Continuous (A, B, C) (d, n'), complex for complex inits, and the step dt (d,)."
     A = -torch.exp(self.A_log)
@@ -128,7 +128,7 @@ def _kernel(self:S4DLayer, L:int # length
 
 S4DLayer._ssm_params, S4DLayer._discrete, S4DLayer.kernel = _ssm_params, _discrete, _kernel
 
-# %% ../../nbs/03_ssm.ipynb #053cbcfe
+# %% ../../nbs/03_ssm.ipynb #a7645185
 def _ssm_step(self:S4DLayer, u_t, state, Ab, Bb, C):
     "One recurrence step: u_t (b, d), state (b, d, n') -> y_t (b, d) before the output mix, new state."
     state = Ab * state + Bb * u_t[..., None]  # (b, d, n')
@@ -147,7 +147,7 @@ def _init_state(self:S4DLayer, batch_size:int # b
 
 S4DLayer._ssm_step, S4DLayer._mix, S4DLayer.init_state = _ssm_step, _mix, _init_state
 
-# %% ../../nbs/03_ssm.ipynb #c1227126
+# %% ../../nbs/03_ssm.ipynb #993f3f03
 def _forward(self:S4DLayer, u:torch.Tensor, # (b, l, d) input
             mode:str|None=None, # "conv" or "recurrent"; None: the layer's default
            )->torch.Tensor: # (b, l, d)
@@ -179,7 +179,7 @@ def _step(self:S4DLayer, u_t:torch.Tensor, # (b, d) one token's input
 
 S4DLayer.forward, S4DLayer.step = _forward, _step
 
-# %% ../../nbs/03_ssm.ipynb #c4f57ff2
+# %% ../../nbs/03_ssm.ipynb #70cd14bc
 class S4DBlock(nn.Module):
     "Pre-norm residual block around an S4DLayer."
     def __init__(self, d_model, d_state=64, **kw):
@@ -190,7 +190,7 @@ class S4DBlock(nn.Module):
         y, state = self.mixer.step(self.norm(x_t), state)
         return x_t + y, state  # (b, d)
 
-# %% ../../nbs/03_ssm.ipynb #0308d174
+# %% ../../nbs/03_ssm.ipynb #d472deee
 class S4DLM(nn.Module):
     "A language model of S4D blocks: embedding, n_layer residual blocks, norm, tied head."
     def __init__(self, vocab_size:int, # tokens
