@@ -5,25 +5,16 @@
 # %% auto #0
 __all__ = ['A_INITS', 'A_log_init', 'inverse_softplus', 'dt_proj_init_', 'selective_params', 'SelectiveSSM']
 
-# %% ../../nbs/04_selective_param.ipynb #c32907c0
+# %% ../../nbs/04_selective_param.ipynb #5b1aa932
 import math
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .scan import selective_scan
+from .hippo import hippo_legs, hippo_legs_normal
 
-# %% ../../nbs/04_selective_param.ipynb #d0718ec9
-def _legs(N):
-    "HiPPO-LegS (A, B) as float64 numpy; from chapter 01 when available."
-    try:
-        from sparse_ssm.model.hippo import hippo_legs
-        return hippo_legs(N)
-    except ImportError:
-        q = np.sqrt(2 * np.arange(N) + 1.0)
-        return -np.tril(np.outer(q, q), -1) - np.diag(np.arange(N) + 1.0), q
-
-# %% ../../nbs/04_selective_param.ipynb #4ab9e53a
+# %% ../../nbs/04_selective_param.ipynb #78de282f
 A_INITS = ("s4d_real", "legs")
 
 def A_log_init(d_inner, # channels d
@@ -33,19 +24,17 @@ def A_log_init(d_inner, # channels d
     "A_log (d_inner, d_state) float32, such that A = -exp(A_log) is the chosen diagonal."
     if method == "s4d_real": mag = np.arange(1, d_state + 1, dtype=np.float64)
     elif method == "legs":
-        A, _ = _legs(2 * d_state)
-        P = np.sqrt(np.arange(2 * d_state) + 0.5)
-        w = np.linalg.eigvals(A + np.outer(P, P))
-        mag = np.sort(np.abs(w[w.imag > 0]))[:d_state]
+        _, Lam, _ = hippo_legs_normal(2 * d_state)             # conjugate pairs, positive imaginary first
+        mag = np.sort(np.abs(Lam[:d_state]))
     else: raise ValueError(f"unknown A init {method!r}; choose one of {A_INITS}")
     return torch.tensor(np.log(mag), dtype=torch.float32).repeat(d_inner, 1)  # (d, n)
 
-# %% ../../nbs/04_selective_param.ipynb #efec05a5
+# %% ../../nbs/04_selective_param.ipynb #80e5f53f
 def inverse_softplus(y:Tensor) -> Tensor:
     "x such that softplus(x) = y, for y > 0."
     return y + torch.log(-torch.expm1(-y))
 
-# %% ../../nbs/04_selective_param.ipynb #1f0fd263
+# %% ../../nbs/04_selective_param.ipynb #d1e5d26a
 @torch.no_grad()
 def dt_proj_init_(dt_proj:nn.Linear, # maps (..., dt_rank) -> (..., d_inner)
                   dt_min=1e-3, # smallest initial step size
@@ -63,7 +52,7 @@ def dt_proj_init_(dt_proj:nn.Linear, # maps (..., dt_rank) -> (..., d_inner)
     dt_proj.bias.copy_(inverse_softplus(dt))
     return dt_proj
 
-# %% ../../nbs/04_selective_param.ipynb #e7f212e8
+# %% ../../nbs/04_selective_param.ipynb #0b1b57ba
 def selective_params(x:Tensor, # input (b, l, d)
                      x_proj:nn.Linear, # d -> dt_rank + 2 * d_state, no bias
                      dt_proj:nn.Linear, # dt_rank -> d, with bias
@@ -77,7 +66,7 @@ def selective_params(x:Tensor, # input (b, l, d)
     dt, B, C = x_dbl.split([dt_rank, d_state, d_state], dim=-1)                # (b, l, r), (b, l, n), (b, l, n)
     return dt_proj(dt), B, C                                                    # (b, l, d)
 
-# %% ../../nbs/04_selective_param.ipynb #015464cc
+# %% ../../nbs/04_selective_param.ipynb #d365a781
 class SelectiveSSM(nn.Module):
     "Selective SSM (S6): x (b, l, d_inner) -> y (b, l, d_inner), parameters computed from x."
     def __init__(self, d_inner:int, # channels d
@@ -101,7 +90,7 @@ class SelectiveSSM(nn.Module):
         for m in (self.a_proj, self.D_proj):
             if m is not None: nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)
 
-# %% ../../nbs/04_selective_param.ipynb #fca57aa4
+# %% ../../nbs/04_selective_param.ipynb #42dbb3ac
 def _ssm_forward(self:SelectiveSSM, x:Tensor, # input (b, l, d_inner)
                  z:Tensor=None, # optional gate (b, l, d_inner): y *= silu(z)
                  return_last_state=False, # also return the final state (b, d_inner, d_state)
