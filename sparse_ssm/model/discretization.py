@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['METHODS', 'ALIASES', 'phi1', 'discretize']
 
-# %% ../../nbs/02_discretization.ipynb #cdddf2b9
+# %% ../../nbs/02_discretization.ipynb #d1fdd9a3
 import numpy as np
 import torch
 
-# %% ../../nbs/02_discretization.ipynb #5b1fdad3
+# %% ../../nbs/02_discretization.ipynb #2ad325b5
 def _expm1(z):
     "exp(z) - 1 without cancellation, for real or complex tensors."
     if not z.is_complex(): return torch.expm1(z)
     x, y = z.real, z.imag
     return torch.complex(torch.expm1(x) * torch.cos(y) - 2 * torch.sin(y / 2) ** 2, torch.exp(x) * torch.sin(y))
 
-# %% ../../nbs/02_discretization.ipynb #250df6d7
+# %% ../../nbs/02_discretization.ipynb #c2f481af
 def phi1(z:torch.Tensor, # any shape, real or complex
         )->torch.Tensor: # (exp(z) - 1) / z, equal to 1 at z = 0
     "(exp(z) - 1) / z, accurate and differentiable near and at z = 0."
@@ -25,12 +25,12 @@ def phi1(z:torch.Tensor, # any shape, real or complex
     taylor = 1 + z / 2 * (1 + z / 3 * (1 + z / 4))
     return torch.where(small, taylor, _expm1(zs) / zs)
 
-# %% ../../nbs/02_discretization.ipynb #77c0ba96
+# %% ../../nbs/02_discretization.ipynb #5bf7ca6d
 METHODS = ("zoh", "bilinear", "euler", "backward_euler", "zoh_euler")
 ALIASES = {"forward_euler": "euler", "forward_diff": "euler", "backward_diff": "backward_euler",
            "tustin": "bilinear", "trapezoid": "bilinear"}  # scipy's and textbooks' names
 
-# %% ../../nbs/02_discretization.ipynb #716dc3ec
+# %% ../../nbs/02_discretization.ipynb #c72394ef
 def _as_tensors(A, B, dt):
     "A, B, dt as tensors of one dtype (dt real); and whether the caller passed numpy."
     ts = [x for x in (A, B, dt) if isinstance(x, torch.Tensor)]
@@ -43,7 +43,7 @@ def _as_tensors(A, B, dt):
     A, B = A.to(dev, dtype), B.to(dev, dtype)
     return A, B, dt.to(dev, dtype.to_real()), not ts
 
-# %% ../../nbs/02_discretization.ipynb #47524184
+# %% ../../nbs/02_discretization.ipynb #f4962e8b
 def _check_shapes(A, B, dt, diagonal):
     "Validate shapes; return (B as a matrix (..., N, M), B_was_vector, diagonal, dt with batch shape)."
     if A.ndim == 0: raise ValueError("A is a scalar: pass a diagonal A as a vector (N,) or a dense A as (N, N)")
@@ -66,7 +66,7 @@ def _check_shapes(A, B, dt, diagonal):
         raise ValueError(f"dt must be finite and > 0, got {dt.detach().cpu().numpy()}: pass a positive step size")
     return Bm, vec, diagonal, dt
 
-# %% ../../nbs/02_discretization.ipynb #d0c9759e
+# %% ../../nbs/02_discretization.ipynb #63631bd7
 def _expm(M):
     "Batched matrix exponential; float64 matrices of 1-norm in (0.004, 0.07) go through e^(M/16) squared four times."
     E = torch.linalg.matrix_exp(M)
@@ -78,7 +78,7 @@ def _expm(M):
     for _ in range(4): Es = Es @ Es
     return torch.where(band[..., None, None], Es, E)
 
-# %% ../../nbs/02_discretization.ipynb #df242db3
+# %% ../../nbs/02_discretization.ipynb #36898101
 def _dense(A, B, dt, method):
     "Dense A (..., N, N), B (..., N, M), dt (...): returns (Ab, Bb)."
     N, M = A.shape[-1], B.shape[-1]
@@ -97,7 +97,7 @@ def _dense(A, B, dt, method):
     E = _expm(aug)
     return E[..., :N, :N], E[..., :N, N:]
 
-# %% ../../nbs/02_discretization.ipynb #22e25205
+# %% ../../nbs/02_discretization.ipynb #862c0af8
 def _diagonal(A, B, dt, method):
     "Diagonal A (..., N), B (..., N, M), dt (...): returns (Ab (..., N), Bb (..., N, M))."
     dA, dB = dt[..., None] * A, dt[..., None, None] * B  # (..., N), (..., N, M)
@@ -107,7 +107,7 @@ def _diagonal(A, B, dt, method):
     if method == "zoh_euler": return torch.exp(dA), dB
     return torch.exp(dA), phi1(dA)[..., None] * dB
 
-# %% ../../nbs/02_discretization.ipynb #4114ce71
+# %% ../../nbs/02_discretization.ipynb #4c146467
 def discretize(A, # state matrix: dense (..., N, N) or diagonal (..., N); numpy or torch
                B, # input matrix (..., N) or (..., N, M)
                dt, # step size Delta: a positive number, or positive steps with batch shape (...) or shaped like A

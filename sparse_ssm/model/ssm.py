@@ -6,7 +6,7 @@
 __all__ = ['S4D_INITS', 'ssm_recurrence', 'vandermonde', 'ssm_kernel', 'causal_conv', 's4d_A_init', 'S4DLayer', 'S4DBlock',
            'S4DLM']
 
-# %% ../../nbs/03_ssm.ipynb #e5311c35
+# %% ../../nbs/03_ssm.ipynb #0bb47e62
 import math
 import torch
 import torch.nn as nn
@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from .discretization import discretize
 from .hippo import DIAGONAL_INITS, diagonal_init
 
-# %% ../../nbs/03_ssm.ipynb #32ae4177
+# %% ../../nbs/03_ssm.ipynb #5bf2b90a
 def _is_diag(Ab, Bb, diagonal):
     "Whether Ab is a diagonal (..., N), inferred from its rank relative to Bb when not given."
     return Ab.ndim == Bb.ndim if diagonal is None else diagonal
 
-# %% ../../nbs/03_ssm.ipynb #746c80c5
+# %% ../../nbs/03_ssm.ipynb #b4d4d375
 def ssm_recurrence(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
                    Bb:torch.Tensor, # (..., N)
                    C:torch.Tensor, # (..., N)
@@ -36,7 +36,7 @@ def ssm_recurrence(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
         ys.append((C * x).sum(-1))
     return torch.stack(ys, -1)  # (..., L)
 
-# %% ../../nbs/03_ssm.ipynb #1579f3e0
+# %% ../../nbs/03_ssm.ipynb #9fc47b91
 def vandermonde(a:torch.Tensor, # (..., N) real or complex
                 L:int, # number of powers
                )->torch.Tensor: # (..., N, L) a^j for j < L
@@ -47,7 +47,7 @@ def vandermonde(a:torch.Tensor, # (..., N) real or complex
     big = a[..., None] ** (s * torch.arange(-(-L // s), device=a.device, dtype=real))  # (..., N, ceil(L/s))
     return (big[..., :, None] * small[..., None, :]).flatten(-2)[..., :L]  # (..., N, L)
 
-# %% ../../nbs/03_ssm.ipynb #202ca716
+# %% ../../nbs/03_ssm.ipynb #d4bd9715
 def ssm_kernel(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
                Bb:torch.Tensor, # (..., N)
                C:torch.Tensor, # (..., N)
@@ -63,7 +63,7 @@ def ssm_kernel(Ab:torch.Tensor, # (..., N, N) dense or (..., N) diagonal
         v = (Ab @ v[..., None])[..., 0]  # (..., N)
     return torch.stack(K, -1)  # (..., L)
 
-# %% ../../nbs/03_ssm.ipynb #562d2d46
+# %% ../../nbs/03_ssm.ipynb #6a4e2a3c
 def causal_conv(u:torch.Tensor, # (..., L) input
                 K:torch.Tensor, # (..., L) kernel, broadcastable against u
                )->torch.Tensor: # (..., L) y_k = sum_{j<=k} K_j u_{k-j}
@@ -73,7 +73,7 @@ def causal_conv(u:torch.Tensor, # (..., L) input
         return torch.fft.ifft(torch.fft.fft(u, n=2 * L) * torch.fft.fft(K, n=2 * L), n=2 * L)[..., :L]
     return torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * torch.fft.rfft(K, n=2 * L), n=2 * L)[..., :L]
 
-# %% ../../nbs/03_ssm.ipynb #adb23b1e
+# %% ../../nbs/03_ssm.ipynb #ca0b1ab2
 S4D_INITS = DIAGONAL_INITS
 
 def s4d_A_init(d_model:int, # channels
@@ -85,7 +85,7 @@ def s4d_A_init(d_model:int, # channels
     a = torch.from_numpy(diagonal_init(d_state, init))  # (N/2,) complex or (N,) real
     return a.to(torch.complex64 if a.is_complex() else torch.float32).repeat(d_model, 1)  # (d, n')
 
-# %% ../../nbs/03_ssm.ipynb #1800a33d
+# %% ../../nbs/03_ssm.ipynb #f8dba91c
 class S4DLayer(nn.Module):
     "An S4D layer: d_model diagonal LTI SSMs with learned A, B, C, D and step, then GELU and a gated linear mix."
     def __init__(self, d_model:int, # channels, input and output width
@@ -115,7 +115,7 @@ class S4DLayer(nn.Module):
     def _check_mode(mode):
         if mode not in ("conv", "recurrent"): raise ValueError(f"unknown mode {mode!r}: use 'conv' or 'recurrent'")
 
-# %% ../../nbs/03_ssm.ipynb #adb1088d
+# %% ../../nbs/03_ssm.ipynb #8a8b4a2f
 def _ssm_params(self:S4DLayer):
     "Continuous (A, B, C) (d, n'), complex for complex inits, and the step dt (d,)."
     A = -torch.exp(self.A_log)
@@ -138,7 +138,7 @@ def _kernel(self:S4DLayer, L:int # length
 
 S4DLayer._ssm_params, S4DLayer._discrete, S4DLayer.kernel = _ssm_params, _discrete, _kernel
 
-# %% ../../nbs/03_ssm.ipynb #df898807
+# %% ../../nbs/03_ssm.ipynb #028e5f16
 def _ssm_step(self:S4DLayer, u_t, state, Ab, Bb, C):
     "One recurrence step: u_t (b, d), state (b, d, n') -> y_t (b, d) before the output mix, new state."
     state = Ab * state + Bb * u_t[..., None]  # (b, d, n')
@@ -157,7 +157,7 @@ def _init_state(self:S4DLayer, batch_size:int # b
 
 S4DLayer._ssm_step, S4DLayer._mix, S4DLayer.init_state = _ssm_step, _mix, _init_state
 
-# %% ../../nbs/03_ssm.ipynb #d353ed13
+# %% ../../nbs/03_ssm.ipynb #89b5f142
 def _forward(self:S4DLayer, u:torch.Tensor, # (b, l, d) input
             mode:str|None=None, # "conv" or "recurrent"; None: the layer's default
            )->torch.Tensor: # (b, l, d)
@@ -189,7 +189,7 @@ def _step(self:S4DLayer, u_t:torch.Tensor, # (b, d) one token's input
 
 S4DLayer.forward, S4DLayer.step = _forward, _step
 
-# %% ../../nbs/03_ssm.ipynb #f3c27010
+# %% ../../nbs/03_ssm.ipynb #04090593
 class S4DBlock(nn.Module):
     "Pre-norm residual block around an S4DLayer."
     def __init__(self, d_model, d_state=64, **kw):
@@ -200,7 +200,7 @@ class S4DBlock(nn.Module):
         y, state = self.mixer.step(self.norm(x_t), state)
         return x_t + y, state  # (b, d)
 
-# %% ../../nbs/03_ssm.ipynb #6c1d6b34
+# %% ../../nbs/03_ssm.ipynb #c4bde1ed
 class S4DLM(nn.Module):
     "A language model of S4D blocks: embedding, n_layer residual blocks, norm, tied head."
     def __init__(self, vocab_size:int, # tokens
