@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['triton_status', 'triton_available', 'SelectiveScanTriton', 'selective_scan_triton', 'compile_kernels']
 
-# %% ../../nbs/05b_scan_triton.ipynb #74351165
+# %% ../../nbs/05b_scan_triton.ipynb #3109b691
 import math, os
 import torch
 from torch import Tensor
@@ -17,12 +17,12 @@ except ImportError as e:  # the module still imports; `triton_available` says wh
     class tl: constexpr = None  # so the kernel signatures below still parse
 _jit = triton.jit if triton is not None else (lambda f: f)
 
-# %% ../../nbs/05b_scan_triton.ipynb #7d50871a
+# %% ../../nbs/05b_scan_triton.ipynb #cdf1ef99
 def _interpreted(kernel):
     "True when `kernel` was decorated under TRITON_INTERPRET=1 (runs on the CPU)."
     return type(kernel).__name__ == "InterpretedFunction"
 
-# %% ../../nbs/05b_scan_triton.ipynb #c14bfbd7
+# %% ../../nbs/05b_scan_triton.ipynb #5e247a05
 def triton_status(device_type:str, # "cpu", "cuda", ...
                   capability:tuple=None, # CUDA compute capability (major, minor)
                   interpreted:bool=False, # kernels were defined under TRITON_INTERPRET=1
@@ -41,17 +41,18 @@ def triton_status(device_type:str, # "cpu", "cuda", ...
     if major < 7: return False, f"sm_{major}{minor}: Triton needs sm_70+; using chunked"
     return True, f"sm_{major}{minor}: compiled Triton kernel"
 
-# %% ../../nbs/05b_scan_triton.ipynb #b2e3cc8c
+# %% ../../nbs/05b_scan_triton.ipynb #8c664aee
 def triton_available(device=None, # a torch device; default: the current CUDA device, else CPU
                     ):
     "Whether the Triton scan can run on `device`, and why; returns (ok, reason)."
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     if triton is None: return False, f"triton is not importable ({_TRITON_ERROR}); pip install triton (Linux, NVIDIA sm_70+)"
     interp = _interpreted(_scan_fwd_kernel)
+    if device.type == "cuda" and not interp and not torch.cuda.is_available(): return False, "no CUDA GPU is visible to torch"
     cap = torch.cuda.get_device_capability(device) if device.type == "cuda" and not interp else None
     return triton_status(device.type, cap, interp, True, os.environ.get("TRITON_INTERPRET") == "1")
 
-# %% ../../nbs/05b_scan_triton.ipynb #7a1da248
+# %% ../../nbs/05b_scan_triton.ipynb #a0e76d53
 @_jit
 def _load_step(u_ptr, dt_ptr, bias_ptr, B_ptr, t, offs_d, offs_n, md, mn,
                su_l, su_d, st_l, st_d, s_bias, sB_l, sB_n,
@@ -65,7 +66,7 @@ def _load_step(u_ptr, dt_ptr, bias_ptr, B_ptr, t, offs_d, offs_n, md, mn,
     Bt = tl.load(B_ptr + t * sB_l + offs_n * sB_n, mask=mn, other=0.0).to(ACC)
     return u, dt_raw, dt, Bt
 
-# %% ../../nbs/05b_scan_triton.ipynb #c37d4d6a
+# %% ../../nbs/05b_scan_triton.ipynb #f04c8a97
 @_jit
 def _scan_fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, hs_ptr, last_ptr,
                      L, DIM, N, su_b, su_l, su_d, st_b, st_l, st_d, sz_b, sz_l, sz_d, sA_d, sA_n,
@@ -100,14 +101,14 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
             tl.store(y_ptr + t * DIM + offs_d, y.to(y_ptr.dtype.element_ty), mask=md)
     if SAVE_LAST: tl.store(last_ptr + pid_b * DIM * N + dn, h, mask=mdn)
 
-# %% ../../nbs/05b_scan_triton.ipynb #3fdf8518
+# %% ../../nbs/05b_scan_triton.ipynb #64e4d9ab
 @_jit
 def _put(ptr, val, mask, ATOMIC: tl.constexpr):
     "Add `val` into `ptr` atomically (shared by programs), or store it (a program's own slice)."
     if ATOMIC: tl.atomic_add(ptr, val, mask=mask)
     else: tl.store(ptr, val, mask=mask)
 
-# %% ../../nbs/05b_scan_triton.ipynb #3a969aae
+# %% ../../nbs/05b_scan_triton.ipynb #30a631a8
 @_jit
 def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, hs_ptr, dy_ptr, dlast_ptr, work_ptr,
                      du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
@@ -181,7 +182,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=md)
     tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=md)
 
-# %% ../../nbs/05b_scan_triton.ipynb #30021f98
+# %% ../../nbs/05b_scan_triton.ipynb #6a8449cd
 def _strides(u, delta, z, A, B, C, D, delta_bias):
     "Flat stride list in the kernels' argument order (zeros for absent tensors)."
     s3 = lambda t: list(t.stride()) if t is not None else [0, 0, 0]
@@ -200,7 +201,7 @@ def _tiles(b, d, n, device, block_d=None):
 
 def _acc(u): return (torch.float64, tl.float64) if u.dtype == torch.float64 else (torch.float32, tl.float32)
 
-# %% ../../nbs/05b_scan_triton.ipynb #0678bdd9
+# %% ../../nbs/05b_scan_triton.ipynb #9df03693
 def _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, save_last, chunk, block_d):
     "Run the forward kernel; returns y (b, l, d), checkpoints hs (b, chunks, d, n) or None, h_L or None."
     (b, l, d), n = u.shape, A.shape[1]
@@ -217,7 +218,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, save_last,
         SAVE_H=save_h, SAVE_LAST=save_last, CHUNK=chunk, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, ACC=acc, num_warps=warps)
     return y, (hs if save_h else None), (last if save_last else None)
 
-# %% ../../nbs/05b_scan_triton.ipynb #4099a267
+# %% ../../nbs/05b_scan_triton.ipynb #664b9821
 def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chunk, block_d, deterministic):
     "Run the backward kernel; returns fp32 (fp64) gradients du, ddelta, dA, dB, dC, dD, dz, ddelta_bias."
     (b, l, d), n = u.shape, A.shape[1]
@@ -242,7 +243,7 @@ def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chu
     if not atomic: dB, dC = dB.sum(0), dC.sum(0)
     return du, ddt, dA.sum(0), dB, dC, dD.sum(0), dz, dbias.sum(0)
 
-# %% ../../nbs/05b_scan_triton.ipynb #d704fc90
+# %% ../../nbs/05b_scan_triton.ipynb #45fd7052
 class SelectiveScanTriton(torch.autograd.Function):
     "Autograd wrapper of the fused Triton forward and backward kernels."
     @staticmethod
@@ -263,7 +264,7 @@ class SelectiveScanTriton(torch.autograd.Function):
         du, ddt, dA, dB, dC, dD, dz, dbias = (None if t is None or g is None else g.to(t.dtype) for g, t in zip(grads, ins))
         return du, ddt, dA, dB, dC, dD, dz, dbias, None, None, None, None, None
 
-# %% ../../nbs/05b_scan_triton.ipynb #3bf7a4f9
+# %% ../../nbs/05b_scan_triton.ipynb #4bdcc512
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           return_last_state=False,
                           chunk_size:int=64, # steps between saved states for the backward pass
@@ -277,7 +278,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     return SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus),
                                      bool(return_last_state), int(chunk_size), block_d, bool(deterministic))
 
-# %% ../../nbs/05b_scan_triton.ipynb #98774553
+# %% ../../nbs/05b_scan_triton.ipynb #14b2dc8d
 def compile_kernels(capability:int=80, # target compute capability as an int: 70, 75, 80, 90, ...
                     dtype:torch.dtype=torch.float32, # input dtype the kernels are specialised for
                     block_d:int=16, block_n:int=16, chunk:int=64, # tile sizes and checkpoint spacing
