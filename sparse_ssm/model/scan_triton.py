@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['triton_status', 'triton_available', 'SelectiveScanTriton', 'selective_scan_triton', 'compile_kernels']
 
-# %% ../../nbs/05b_scan_triton.ipynb #dbca2a7c
+# %% ../../nbs/05b_scan_triton.ipynb #e0d979c2
 import math, os
 import torch
 from torch import Tensor
@@ -17,12 +17,12 @@ except ImportError as e:  # the module still imports; `triton_available` says wh
     class tl: constexpr = None  # so the kernel signatures below still parse
 _jit = triton.jit if triton is not None else (lambda f: f)
 
-# %% ../../nbs/05b_scan_triton.ipynb #8aefa1c9
+# %% ../../nbs/05b_scan_triton.ipynb #39b7027f
 def _interpreted(kernel):
     "True when `kernel` was decorated under TRITON_INTERPRET=1 (runs on the CPU)."
     return type(kernel).__name__ == "InterpretedFunction"
 
-# %% ../../nbs/05b_scan_triton.ipynb #cffa8c4b
+# %% ../../nbs/05b_scan_triton.ipynb #45fb798a
 def triton_status(device_type:str, # "cpu", "cuda", ...
                   capability:tuple=None, # CUDA compute capability (major, minor)
                   interpreted:bool=False, # kernels were defined under TRITON_INTERPRET=1
@@ -31,6 +31,8 @@ def triton_status(device_type:str, # "cpu", "cuda", ...
                  ):
     "Whether the Triton scan can run, and why, from facts about the device; returns (ok, reason)."
     if not importable: return False, "triton is not importable; pip install triton (Linux, NVIDIA sm_70+)"
+    if interpreted and not env_interpret:
+        return False, "the kernels were defined under TRITON_INTERPRET=1, which is no longer set; re-import with it set"
     if device_type == "cpu":
         if interpreted: return True, "TRITON_INTERPRET=1: Triton interpreter on the CPU (slow; for tests)"
         if env_interpret: return False, "TRITON_INTERPRET=1 was set after sparse_ssm.model.scan_triton was imported; set it before the import"
@@ -41,7 +43,7 @@ def triton_status(device_type:str, # "cpu", "cuda", ...
     if major < 7: return False, f"sm_{major}{minor}: Triton needs sm_70+; using chunked"
     return True, f"sm_{major}{minor}: compiled Triton kernel"
 
-# %% ../../nbs/05b_scan_triton.ipynb #79e41a01
+# %% ../../nbs/05b_scan_triton.ipynb #2534791f
 def triton_available(device=None, # a torch device; default: the current CUDA device, else CPU
                     ):
     "Whether the Triton scan can run on `device`, and why; returns (ok, reason)."
@@ -52,7 +54,7 @@ def triton_available(device=None, # a torch device; default: the current CUDA de
     cap = torch.cuda.get_device_capability(device) if device.type == "cuda" and not interp else None
     return triton_status(device.type, cap, interp, True, os.environ.get("TRITON_INTERPRET") == "1")
 
-# %% ../../nbs/05b_scan_triton.ipynb #fab0ac65
+# %% ../../nbs/05b_scan_triton.ipynb #c5097108
 @_jit
 def _load_step(u_ptr, dt_ptr, bias_ptr, B_ptr, t, offs_d, offs_n, md, mn,
                su_l, su_d, st_l, st_d, s_bias, sB_l, sB_n,
@@ -66,7 +68,7 @@ def _load_step(u_ptr, dt_ptr, bias_ptr, B_ptr, t, offs_d, offs_n, md, mn,
     Bt = tl.load(B_ptr + t * sB_l + offs_n * sB_n, mask=mn, other=0.0).to(ACC)
     return u, dt_raw, dt, Bt
 
-# %% ../../nbs/05b_scan_triton.ipynb #2f2c28bd
+# %% ../../nbs/05b_scan_triton.ipynb #f64a9612
 @_jit
 def _scan_fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, hs_ptr, last_ptr,
                      L, DIM, N, su_b, su_l, su_d, st_b, st_l, st_d, sz_b, sz_l, sz_d, sA_d, sA_n,
@@ -101,14 +103,14 @@ def _scan_fwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
             tl.store(y_ptr + t * DIM + offs_d, y.to(y_ptr.dtype.element_ty), mask=md)
     if SAVE_LAST: tl.store(last_ptr + pid_b * DIM * N + dn, h, mask=mdn)
 
-# %% ../../nbs/05b_scan_triton.ipynb #70e68321
+# %% ../../nbs/05b_scan_triton.ipynb #a3cd1131
 @_jit
 def _put(ptr, val, mask, ATOMIC: tl.constexpr):
     "Add `val` into `ptr` atomically (shared by programs), or store it (a program's own slice)."
     if ATOMIC: tl.atomic_add(ptr, val, mask=mask)
     else: tl.store(ptr, val, mask=mask)
 
-# %% ../../nbs/05b_scan_triton.ipynb #0a199e80
+# %% ../../nbs/05b_scan_triton.ipynb #5a5f65c2
 @_jit
 def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, hs_ptr, dy_ptr, dlast_ptr, work_ptr,
                      du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dbias_ptr,
@@ -182,7 +184,7 @@ def _scan_bwd_kernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
     tl.store(dD_ptr + pid_b * DIM + offs_d, dD_acc, mask=md)
     tl.store(dbias_ptr + pid_b * DIM + offs_d, dbias_acc, mask=md)
 
-# %% ../../nbs/05b_scan_triton.ipynb #a6583dd0
+# %% ../../nbs/05b_scan_triton.ipynb #602ca0dc
 def _strides(u, delta, z, A, B, C, D, delta_bias):
     "Flat stride list in the kernels' argument order (zeros for absent tensors)."
     s3 = lambda t: list(t.stride()) if t is not None else [0, 0, 0]
@@ -201,7 +203,7 @@ def _tiles(b, d, n, device, block_d=None):
 
 def _acc(u): return (torch.float64, tl.float64) if u.dtype == torch.float64 else (torch.float32, tl.float32)
 
-# %% ../../nbs/05b_scan_triton.ipynb #5c72d4a9
+# %% ../../nbs/05b_scan_triton.ipynb #8c6998c8
 def _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, save_last, chunk, block_d):
     "Run the forward kernel; returns y (b, l, d), checkpoints hs (b, chunks, d, n) or None, h_L or None."
     (b, l, d), n = u.shape, A.shape[1]
@@ -218,7 +220,7 @@ def _fwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_h, save_last,
         SAVE_H=save_h, SAVE_LAST=save_last, CHUNK=chunk, BLOCK_D=BLOCK_D, BLOCK_N=BLOCK_N, ACC=acc, num_warps=warps)
     return y, (hs if save_h else None), (last if save_last else None)
 
-# %% ../../nbs/05b_scan_triton.ipynb #ae2317de
+# %% ../../nbs/05b_scan_triton.ipynb #62547c0a
 def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chunk, block_d, deterministic):
     "Run the backward kernel; returns fp32 (fp64) gradients du, ddelta, dA, dB, dC, dD, dz, ddelta_bias."
     (b, l, d), n = u.shape, A.shape[1]
@@ -243,7 +245,7 @@ def _bwd(u, delta, A, B, C, D, z, delta_bias, delta_softplus, hs, dy, dlast, chu
     if not atomic: dB, dC = dB.sum(0), dC.sum(0)
     return du, ddt, dA.sum(0), dB, dC, dD.sum(0), dz, dbias.sum(0)
 
-# %% ../../nbs/05b_scan_triton.ipynb #1b84781d
+# %% ../../nbs/05b_scan_triton.ipynb #c4d0a1db
 class SelectiveScanTriton(torch.autograd.Function):
     "Autograd wrapper of the fused Triton forward and backward kernels."
     @staticmethod
@@ -264,7 +266,7 @@ class SelectiveScanTriton(torch.autograd.Function):
         du, ddt, dA, dB, dC, dD, dz, dbias = (None if t is None or g is None else g.to(t.dtype) for g, t in zip(grads, ins))
         return du, ddt, dA, dB, dC, dD, dz, dbias, None, None, None, None, None
 
-# %% ../../nbs/05b_scan_triton.ipynb #be113d57
+# %% ../../nbs/05b_scan_triton.ipynb #53b21bbd
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           return_last_state=False,
                           chunk_size:int=64, # steps between saved states for the backward pass
@@ -278,7 +280,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     return SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus),
                                      bool(return_last_state), int(chunk_size), block_d, bool(deterministic))
 
-# %% ../../nbs/05b_scan_triton.ipynb #05990f3e
+# %% ../../nbs/05b_scan_triton.ipynb #78c574d8
 def compile_kernels(capability:int=80, # target compute capability as an int: 70, 75, 80, 90, ...
                     dtype:torch.dtype=torch.float32, # input dtype the kernels are specialised for
                     block_d:int=16, block_n:int=16, chunk:int=64, # tile sizes and checkpoint spacing
