@@ -5,16 +5,15 @@
 # %% auto #0
 __all__ = ['CKPT_EVERY', 'cpp_source', 'cpp_available', 'SelectiveScanCpp', 'selective_scan_cpp']
 
-# %% ../../nbs/05a_scan_cpu.ipynb #147ce8ea
+# %% ../../nbs/05a_scan_cpu.ipynb #613fdd38
 import hashlib, os, shutil, sys, threading, time, warnings
 import torch
 from torch import Tensor
 
-# %% ../../nbs/05a_scan_cpu.ipynb #9f1ed8ca
+# %% ../../nbs/05a_scan_cpu.ipynb #f3defd7d
 _CPP_EXP = r'''
 // exp for fp32 that the compiler can vectorise: 2^k * e^r with |r| <= ln2/2, Taylor to degree 7
 static inline float vexp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float shift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float k = (x * 1.44269504088896341f + shift) - shift;
   float r = x - k * 0.693145751953125f;
@@ -23,7 +22,9 @@ static inline float vexp(float x) {
   p = p * r + 1.0f / 720.0f; p = p * r + 1.0f / 120.0f; p = p * r + 1.0f / 24.0f;
   p = p * r + 1.0f / 6.0f;   p = p * r + 0.5f;           p = p * r + 1.0f;
   p = p * r + 1.0f;
-  int32_t bits = ((int32_t)k + 127) << 23;
+  int32_t ki = (int32_t)k;
+  ki = ki < -127 ? -127 : (ki > 128 ? 128 : ki);  // 2^-127 is built as 0, 2^128 as inf
+  int32_t bits = (ki + 127) << 23;
   float scale; std::memcpy(&scale, &bits, sizeof(float));
   return p * scale;
 }
@@ -33,7 +34,7 @@ template <typename T> static inline T softplus(T x) { return x > T(20) ? x : std
 template <typename T> static inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
 '''
 
-# %% ../../nbs/05a_scan_cpu.ipynb #6e98841c
+# %% ../../nbs/05a_scan_cpu.ipynb #0e8a0508
 _CPP_HEAD = r'''
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -83,7 +84,7 @@ void fwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, T* h) {
 }
 '''
 
-# %% ../../nbs/05a_scan_cpu.ipynb #aa9fb5f1
+# %% ../../nbs/05a_scan_cpu.ipynb #e2edaec9
 _CPP_BWD = r'''
 // backward for batch element b, channels [c0, c0 + nc); gB/gC rows are this thread's own partial sums
 template <typename T>
@@ -158,7 +159,7 @@ void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, T* gBp, T* g
 }
 '''
 
-# %% ../../nbs/05a_scan_cpu.ipynb #b747eca2
+# %% ../../nbs/05a_scan_cpu.ipynb #31df5445
 _CPP_DRIVERS = r'''
 template <typename T>
 void fwd(const Args<T>& a, int64_t DB) {
@@ -252,7 +253,7 @@ std::vector<at::Tensor> scan_bwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
 bool uses_avx2() { return use_avx2(); }
 '''
 
-# %% ../../nbs/05a_scan_cpu.ipynb #7bacd560
+# %% ../../nbs/05a_scan_cpu.ipynb #06ee5d5c
 def cpp_source() -> str:
     "The whole C++ source: the kernel for the baseline ISA and again for AVX2+FMA, then the bindings."
     body = "\n".join([_CPP_EXP, _CPP_FWD, _CPP_BWD, _CPP_DRIVERS])
@@ -261,7 +262,7 @@ def cpp_source() -> str:
                       "#pragma GCC push_options", '#pragma GCC target("avx2,fma")', ns("k_avx2"),
                       "#pragma GCC pop_options", "#else", "namespace k_avx2 = k_base;", "#endif", _CPP_BIND])
 
-# %% ../../nbs/05a_scan_cpu.ipynb #e3e703fc
+# %% ../../nbs/05a_scan_cpu.ipynb #6946ac16
 _STATE, _LOCK = {}, threading.Lock()
 
 def _compiler_problem():
@@ -291,7 +292,7 @@ def _load():
             _STATE["error"] = f"building the C++ kernel failed ({type(e).__name__}: {last})"
         return _STATE.get("mod")
 
-# %% ../../nbs/05a_scan_cpu.ipynb #9cff1e3f
+# %% ../../nbs/05a_scan_cpu.ipynb #14c8cc41
 def cpp_available() -> tuple:
     "(True, how it runs) or (False, why not); compiles the kernel on the first call."
     mod = _load()
@@ -303,7 +304,7 @@ def cpp_available() -> tuple:
     isa = "AVX2+FMA" if mod.uses_avx2() else "baseline ISA"
     return True, f"{isa}, {torch.get_num_threads()} threads, loaded in {_STATE['load_s']:.1f} s"
 
-# %% ../../nbs/05a_scan_cpu.ipynb #76fbddad
+# %% ../../nbs/05a_scan_cpu.ipynb #14f60331
 CKPT_EVERY = 64  # save h every this many steps; the backward recomputes the steps in between
 
 def _prep(t, ct): return torch.empty(0, dtype=ct) if t is None else t.detach().to(ct).contiguous()
@@ -330,7 +331,7 @@ class SelectiveScanCpp(torch.autograd.Function):
         grads = _load().scan_bwd(*args, sp, ckpt, gy, _prep(glast, ct), K)  # in input order
         return (*[None if dt is None else g.to(dt) for g, dt in zip(grads, dtypes)], None, None)
 
-# %% ../../nbs/05a_scan_cpu.ipynb #ac9dd3e9
+# %% ../../nbs/05a_scan_cpu.ipynb #683fb3ee
 def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, # as `selective_scan`
                        delta_softplus=False, return_last_state=False,
                        chunk_size:int=CKPT_EVERY): # steps between saved states (backward memory vs recompute)
