@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['A_INITS', 'A_log_init', 'inverse_softplus', 'dt_proj_init_', 'selective_params', 'SelectiveSSM']
 
-# %% ../../nbs/04_selective_param.ipynb #eb07b554
+# %% ../../nbs/04_selective_param.ipynb #8dbbd342
 import math
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from torch import nn, Tensor
 from .scan import selective_scan
 from .hippo import hippo_legs, hippo_legs_normal
 
-# %% ../../nbs/04_selective_param.ipynb #1f3ee72b
+# %% ../../nbs/04_selective_param.ipynb #f7d452ae
 A_INITS = ("s4d_real", "legs")
 
 def A_log_init(d_inner, # channels d
@@ -29,12 +29,12 @@ def A_log_init(d_inner, # channels d
     else: raise ValueError(f"unknown A init {method!r}; choose one of {A_INITS}")
     return torch.tensor(np.log(mag), dtype=torch.float32).repeat(d_inner, 1)  # (d, n)
 
-# %% ../../nbs/04_selective_param.ipynb #da057342
+# %% ../../nbs/04_selective_param.ipynb #b253d3bc
 def inverse_softplus(y:Tensor) -> Tensor:
     "x such that softplus(x) = y, for y > 0."
     return y + torch.log(-torch.expm1(-y))
 
-# %% ../../nbs/04_selective_param.ipynb #838e6338
+# %% ../../nbs/04_selective_param.ipynb #27c1a92a
 @torch.no_grad()
 def dt_proj_init_(dt_proj:nn.Linear, # maps (..., dt_rank) -> (..., d_inner)
                   dt_min=1e-3, # smallest initial step size
@@ -52,7 +52,7 @@ def dt_proj_init_(dt_proj:nn.Linear, # maps (..., dt_rank) -> (..., d_inner)
     dt_proj.bias.copy_(inverse_softplus(dt))
     return dt_proj
 
-# %% ../../nbs/04_selective_param.ipynb #388e488c
+# %% ../../nbs/04_selective_param.ipynb #ec8a40d6
 def selective_params(x:Tensor, # input (b, l, d)
                      x_proj:nn.Linear, # d -> dt_rank + 2 * d_state, no bias
                      dt_proj:nn.Linear, # dt_rank -> d, with bias
@@ -66,7 +66,7 @@ def selective_params(x:Tensor, # input (b, l, d)
     dt, B, C = x_dbl.split([dt_rank, d_state, d_state], dim=-1)                # (b, l, r), (b, l, n), (b, l, n)
     return dt_proj(dt), B, C                                                    # (b, l, d)
 
-# %% ../../nbs/04_selective_param.ipynb #da8530d0
+# %% ../../nbs/04_selective_param.ipynb #c407b3a7
 class SelectiveSSM(nn.Module):
     "Selective SSM (S6): x (b, l, d_inner) -> y (b, l, d_inner), parameters computed from x."
     def __init__(self, d_inner:int, # channels d
@@ -90,7 +90,7 @@ class SelectiveSSM(nn.Module):
         for m in (self.a_proj, self.D_proj):
             if m is not None: nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)
 
-# %% ../../nbs/04_selective_param.ipynb #eb6fc678
+# %% ../../nbs/04_selective_param.ipynb #fc1749c3
 def _ssm_forward(self:SelectiveSSM, x:Tensor, # input (b, l, d_inner)
                  z:Tensor=None, # optional gate (b, l, d_inner): y *= silu(z)
                  return_last_state=False, # also return the final state (b, d_inner, d_state)
