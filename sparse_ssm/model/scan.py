@@ -7,13 +7,13 @@ __all__ = ['CHUNK_SIZE', 'PURE_BACKENDS', 'FUSED_BACKENDS', 'CPU_PURE_BACKEND', 
            'pscan', 'available_backends', 'choose_backend', 'selective_scan', 'make_scan_inputs', 'check_scan_backend',
            'benchmark_scan']
 
-# %% ../../nbs/05_scan.ipynb #7742223d
-import functools, importlib, math
+# %% ../../nbs/05_scan.ipynb #4aeb00e5
+import functools, importlib
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# %% ../../nbs/05_scan.ipynb #902f8d77
+# %% ../../nbs/05_scan.ipynb #ccc83d2c
 def _expect(name, t, shape, dims):
     "Check tensor `t` has `shape` (None entries free); `dims` names the axes for the message."
     if not isinstance(t, Tensor): raise TypeError(f"{name} must be a torch.Tensor of shape {dims}, got {type(t).__name__}")
@@ -21,7 +21,7 @@ def _expect(name, t, shape, dims):
     if t.ndim != len(shape) or any(s is not None and s != ts for s, ts in zip(shape, t.shape)):
         raise ValueError(f"{name} must have shape {dims} = {tuple(s if s is not None else '?' for s in shape)}, got {tuple(t.shape)}")
 
-# %% ../../nbs/05_scan.ipynb #7a1f8e67
+# %% ../../nbs/05_scan.ipynb #d218968a
 def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None):
     "Validate `selective_scan` inputs; raise ValueError/TypeError naming the bad tensor."
     if not isinstance(u, Tensor) or u.ndim != 3: raise ValueError(f"u must have shape (b, l, d), got {getattr(u, 'shape', type(u).__name__)}")
@@ -42,7 +42,7 @@ def check_scan_inputs(u, delta, A, B, C, D=None, z=None, delta_bias=None):
         if t is not None and t.dtype != u.dtype:
             raise TypeError(f"{name} has dtype {t.dtype} but u has {u.dtype}; activations u, delta, B, C, z must share one dtype")
 
-# %% ../../nbs/05_scan.ipynb #0d28a270
+# %% ../../nbs/05_scan.ipynb #cca48cdb
 def _compute_dtype(t): return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 def _prep_delta(delta, delta_bias, delta_softplus):
@@ -59,7 +59,7 @@ def _finish(y, u, D, z):
     if D is not None: y = y + u * D
     return y * F.silu(z) if z is not None else y
 
-# %% ../../nbs/05_scan.ipynb #8ad17727
+# %% ../../nbs/05_scan.ipynb #4041a3e1
 def _core_ref(u, delta, A, B, C):
     "Sequential scan: loop over time with `unbind`, return y (b, l, d) and h_L (b, d, n)."
     h = u.new_zeros(u.shape[0], u.shape[2], A.shape[1])       # (b, d, n)
@@ -70,7 +70,7 @@ def _core_ref(u, delta, A, B, C):
         ys.append((h @ C_t.unsqueeze(-1)).squeeze(-1))        # (b, d)
     return torch.stack(ys, 1), h                              # (b, l, d)
 
-# %% ../../nbs/05_scan.ipynb #ca731f00
+# %% ../../nbs/05_scan.ipynb #8507e182
 def pscan(a, b):
     "Inclusive scan of h_t = a_t * h_{t-1} + b_t (h_0 = 0) along dim 1, in O(log l) depth."
     l = a.shape[1]
@@ -84,7 +84,7 @@ def pscan(a, b):
     if l % 2: h_odd = torch.cat([h_odd, torch.zeros_like(h_odd[:, :1])], 1)
     return torch.stack([h_even, h_odd], 2).flatten(1, 2)[:, :l]  # interleave  (b, l, ...)
 
-# %% ../../nbs/05_scan.ipynb #4bf3c593
+# %% ../../nbs/05_scan.ipynb #75348efa
 def _core_parallel(u, delta, A, B, C):
     "Log-depth parallel scan over the whole sequence."
     dA = torch.exp(delta.unsqueeze(-1) * A)                  # (b, l, d, n)
@@ -92,7 +92,7 @@ def _core_parallel(u, delta, A, B, C):
     hs = pscan(dA, dBu)                                      # (b, l, d, n)
     return _readout(hs, C), hs[:, -1]
 
-# %% ../../nbs/05_scan.ipynb #d5948f59
+# %% ../../nbs/05_scan.ipynb #95d00e3f
 CHUNK_SIZE = 64  # default chunk length T of the "chunked" backend
 
 def _chunk_step(h, u_c, dt_c, A, B_c, C_c):
@@ -103,7 +103,7 @@ def _chunk_step(h, u_c, dt_c, A, B_c, C_c):
     hs = pscan(dA, dBu)                                      # (b, T, d, n)
     return _readout(hs, C_c), hs[:, -1]
 
-# %% ../../nbs/05_scan.ipynb #342795c8
+# %% ../../nbs/05_scan.ipynb #a54e431d
 def _core_chunked(u, delta, A, B, C, chunk_size=None):
     "Chunk-wise scan: `pscan` inside each chunk, fp32/fp64 state carried, chunks recomputed in backward."
     from torch.utils.checkpoint import checkpoint
@@ -116,13 +116,13 @@ def _core_chunked(u, delta, A, B, C, chunk_size=None):
         ys.append(y_c)
     return torch.cat(ys, 1), h
 
-# %% ../../nbs/05_scan.ipynb #0fbd0b70
+# %% ../../nbs/05_scan.ipynb #ca5905fd
 PURE_BACKENDS = {"ref": _core_ref, "parallel": _core_parallel, "chunked": _core_chunked}
 FUSED_BACKENDS = {"cpp": ("sparse_ssm.model.scan_cpu", "selective_scan_cpp", "cpp_available"),
                   "triton": ("sparse_ssm.model.scan_triton", "selective_scan_triton", "triton_available")}
 CPU_PURE_BACKEND = "ref"  # fastest pure-PyTorch scan on CPU at MambaLM training shapes (measured below)
 
-# %% ../../nbs/05_scan.ipynb #270960e2
+# %% ../../nbs/05_scan.ipynb #138bfe7b
 def _fused_status(name, device):
     "(ok, reason, fn) for fused backend `name` on `device`; never raises."
     mod_name, fn_name, probe_name = FUSED_BACKENDS[name]
@@ -135,13 +135,13 @@ def _fused_status(name, device):
     if name == "cpp" and device.type != "cpu": return False, "the C++ kernel runs on CPU tensors only", None
     return bool(ok), why, getattr(mod, fn_name, None)
 
-# %% ../../nbs/05_scan.ipynb #d02e3037
+# %% ../../nbs/05_scan.ipynb #8af99c0a
 def available_backends(device="cpu"):
     "Names of the scan backends that can run on `device`."
     device = torch.device(device)
     return list(PURE_BACKENDS) + [k for k in FUSED_BACKENDS if _fused_status(k, device)[0]]
 
-# %% ../../nbs/05_scan.ipynb #12731b33
+# %% ../../nbs/05_scan.ipynb #bef665d4
 @functools.lru_cache(maxsize=None)
 def _choose(device):
     if device.type == "cpu":
@@ -162,7 +162,7 @@ def choose_backend(device="cpu"):
     if device.type == "cuda" and device.index is None: device = torch.device("cuda", torch.cuda.current_device())
     return _choose(device)
 
-# %% ../../nbs/05_scan.ipynb #87f5d088
+# %% ../../nbs/05_scan.ipynb #1904b62e
 def selective_scan(u:Tensor, # input (b, l, d)
                    delta:Tensor, # step sizes (b, l, d), before bias/softplus
                    A:Tensor, # diagonal state matrix (d, n), negative real
@@ -191,7 +191,7 @@ def selective_scan(u:Tensor, # input (b, l, d)
     y = _finish(y, u_, None if D is None else D.to(ct), None if z is None else z.to(ct)).to(u.dtype)
     return (y, h) if return_last_state else y
 
-# %% ../../nbs/05_scan.ipynb #f8b028b5
+# %% ../../nbs/05_scan.ipynb #6c53c95b
 SCAN_TOL = {torch.float64: dict(atol=1e-10, rtol=1e-10),
             torch.float32: dict(atol=1e-6, rtol=1e-4),
             torch.float16: dict(atol=1e-3, rtol=1e-2),
@@ -201,7 +201,7 @@ SCAN_CASES = ([dict.fromkeys(_FLAGS, True), dict.fromkeys(_FLAGS, False)]
               + [{**dict.fromkeys(_FLAGS, True), f: False} for f in _FLAGS]
               + [{**dict.fromkeys(_FLAGS, True), "contiguous": False}])
 
-# %% ../../nbs/05_scan.ipynb #7f9bfbdb
+# %% ../../nbs/05_scan.ipynb #21aa8630
 def make_scan_inputs(b, l, d, n, D=True, z=True, delta_bias=True, delta_softplus=True, contiguous=True,
                      dtype=torch.float32, device="cpu", seed=0, **_):
     "Random valid `selective_scan` inputs (a dict of leaf tensors requiring grad)."
@@ -215,7 +215,7 @@ def make_scan_inputs(b, l, d, n, D=True, z=True, delta_bias=True, delta_softplus
              delta_bias=(r(d) * 0.5 if delta_softplus else r(d).abs() * 0.1) if delta_bias else None)
     return {k: None if v is None else v.to(device, dtype).detach().requires_grad_() for k, v in x.items()}
 
-# %% ../../nbs/05_scan.ipynb #b6d0a25a
+# %% ../../nbs/05_scan.ipynb #82a05f8a
 def _scan_and_grads(fn, inputs, case, gy, gh):
     "Outputs and gradients of every input of `fn` under the weighted loss <y, gy> + <h_L, gh>."
     out = fn(**inputs, delta_softplus=case.get("delta_softplus", False), return_last_state=case.get("return_last_state", False))
@@ -226,7 +226,7 @@ def _scan_and_grads(fn, inputs, case, gy, gh):
     grads = [torch.zeros_like(inputs[k]) if g is None else g for k, g in zip(names, grads)]  # unused: exactly 0
     return dict(y=y, h_L=h, **{f"grad_{k}": g for k, g in zip(names, grads)})
 
-# %% ../../nbs/05_scan.ipynb #609844ad
+# %% ../../nbs/05_scan.ipynb #448472ca
 def _assert_close(what, got, want, atol, rtol):
     if got is None or want is None:
         assert got is None and want is None, f"{what}: one of backend/ref is None"
@@ -237,7 +237,7 @@ def _assert_close(what, got, want, atol, rtol):
     assert err <= atol + rtol * scale, f"{what}: max error {err:.3e} > atol {atol:g} + rtol {rtol:g} * {scale:.3e}"
     return err / max(scale, 1e-300)
 
-# %% ../../nbs/05_scan.ipynb #437b1bc8
+# %% ../../nbs/05_scan.ipynb #7abd6fed
 def check_scan_backend(backend, # a `selective_scan` backend name, or a callable with its signature
                        dtype=torch.float64, # input dtype for the backend
                        atol=None, rtol=None, # tolerances; default SCAN_TOL[dtype]
@@ -264,7 +264,7 @@ def check_scan_backend(backend, # a `selective_scan` backend name, or a callable
             for k in want: worst = max(worst, _assert_close(f"{backend} {dtype} l={l} {case}: {k}", got.get(k), want[k], atol, rtol))
     return worst
 
-# %% ../../nbs/05_scan.ipynb #3c7079f7
+# %% ../../nbs/05_scan.ipynb #ed9fbff9
 def _sync(device):
     if torch.device(device).type == "cuda": torch.cuda.synchronize(device)
 
