@@ -6,14 +6,15 @@
 __all__ = ['PURE_SCAN_BACKENDS', 'MambapyLM', 'train_step_fn', 'time_interleaved', 'bench_model', 'format_table',
            'bench_generation', 'bench']
 
-# %% ../../nbs/07b_mamba_bench.ipynb #701abc9d
+# %% ../../nbs/07b_mamba_bench.ipynb #63c1f8f2
 import argparse, statistics, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .mamba import MambaConfig, MambaLM
+from .scan import available_backends
 
-# %% ../../nbs/07b_mamba_bench.ipynb #3e956b34
+# %% ../../nbs/07b_mamba_bench.ipynb #84acb52a
 class MambapyLM(nn.Module):
     "mambapy's `Mamba` with MambaLM's embedding, final norm and tied head."
     def __init__(self, config:MambaConfig):
@@ -26,7 +27,7 @@ class MambapyLM(nn.Module):
         self.norm_f = RMSNorm(c.d_model, c.rms_norm_eps)
     def forward(self, ids): return F.linear(self.norm_f(self.mamba(self.embedding(ids))), self.embedding.weight)  # (b, l, vocab)
 
-# %% ../../nbs/07b_mamba_bench.ipynb #f9060585
+# %% ../../nbs/07b_mamba_bench.ipynb #203074be
 def train_step_fn(model:nn.Module, # maps ids (b, l) -> logits (b, l, vocab)
                   batch_size:int, seq_len:int, vocab_size:int, seed:int=0):
     "A closure running one forward+backward+AdamW step on a fixed random batch."
@@ -39,7 +40,7 @@ def train_step_fn(model:nn.Module, # maps ids (b, l) -> logits (b, l, vocab)
         return loss.item()
     return step
 
-# %% ../../nbs/07b_mamba_bench.ipynb #c062055e
+# %% ../../nbs/07b_mamba_bench.ipynb #6c9c8206
 def time_interleaved(fns:dict, # name -> zero-argument callable
                      reps:int=3, warmup:int=1) -> dict: # timed repetitions; untimed ones first
     "Seconds per call of each fn (list per name), calls interleaved across fns."
@@ -51,13 +52,14 @@ def time_interleaved(fns:dict, # name -> zero-argument callable
             t0 = time.perf_counter(); f(); times[k].append(time.perf_counter() - t0)
     return times
 
-# %% ../../nbs/07b_mamba_bench.ipynb #6fec8c7a
+# %% ../../nbs/07b_mamba_bench.ipynb #17c42abe
 PURE_SCAN_BACKENDS = ("ref", "parallel", "chunked")
 
 def bench_model(batch_size:int=8, seq_len:int=512, d_model:int=256, n_layer:int=4, vocab_size:int=256,
-                reps:int=3, warmup:int=1, backends=PURE_SCAN_BACKENDS, # scan backends of MambaLM to time
+                reps:int=3, warmup:int=1, backends=None, # scan backends of MambaLM (default: the pure ones, + "cpp" if built)
                 peer:bool=True) -> list: # include mambapy (skipped with a note if not installed)
     "Rows {name, s_per_step, tokens_per_s, vs_peer} of a training-throughput race."
+    if backends is None: backends = PURE_SCAN_BACKENDS + (("cpp",) if "cpp" in available_backends("cpu") else ())
     cfg = lambda bk: MambaConfig(d_model=d_model, n_layer=n_layer, vocab_size=vocab_size, scan_backend=bk)
     fns = {}
     for bk in backends:
@@ -71,7 +73,7 @@ def bench_model(batch_size:int=8, seq_len:int=512, d_model:int=256, n_layer:int=
     for r in rows: r["vs_peer"] = r["tokens_per_s"] / ref if ref else float("nan")
     return rows
 
-# %% ../../nbs/07b_mamba_bench.ipynb #6d6302de
+# %% ../../nbs/07b_mamba_bench.ipynb #b681af44
 def format_table(rows:list, cols:list) -> str:
     "A plain-text table of `rows` (dicts) with columns `cols`."
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -80,7 +82,7 @@ def format_table(rows:list, cols:list) -> str:
     lines = ["  ".join(s.ljust(n) for s, n in zip(row, w)) for row in cells]
     return "\n".join([lines[0], "  ".join("-" * n for n in w)] + lines[1:])
 
-# %% ../../nbs/07b_mamba_bench.ipynb #18c52a04
+# %% ../../nbs/07b_mamba_bench.ipynb #42a14a65
 @torch.no_grad()
 def bench_generation(d_model:int=256, n_layer:int=4, vocab_size:int=256, positions=(20, 2000), # prompt lengths before the timed steps
                      n_steps:int=100, batch_size:int=1) -> list: # timed steps per position
@@ -99,7 +101,7 @@ def bench_generation(d_model:int=256, n_layer:int=4, vocab_size:int=256, positio
     for r in rows: r["vs_first"] = r["ms_per_token"] / rows[0]["ms_per_token"]
     return rows
 
-# %% ../../nbs/07b_mamba_bench.ipynb #32f30701
+# %% ../../nbs/07b_mamba_bench.ipynb #d7c822c9
 def bench(argv=None): # command-line arguments (default: sys.argv)
     "Print the training-throughput and decoding tables."
     p = argparse.ArgumentParser(prog="python -m sparse_ssm.model.bench", description=bench.__doc__)
@@ -116,5 +118,5 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
     print(f"\ndecoding, batch 1, d_model {a.d_model}, {a.n_layer} layers: median ms per step")
     print(format_table(bench_generation(a.d_model, a.n_layer, positions=(20, 200 if a.quick else 2000)), ["position", "ms_per_token", "vs_first"]))
 
-# %% ../../nbs/07b_mamba_bench.ipynb #710e00dd
+# %% ../../nbs/07b_mamba_bench.ipynb #a6f7971c
 if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "sparse_ssm.model.bench": bench()
