@@ -245,7 +245,8 @@ def from_pretrained(cls:MambaLM, local_dir, # a directory with config.json and w
     return load_pretrained(local_dir, dtype=dtype)
 
 @patch
-def save_pretrained(self:MambaLM, save_dir): # created if missing
+def save_pretrained(self:MambaLM, save_dir, # created if missing
+                    compress=None): # pruned matrices as values + bitmask (None: when the model has masks)
     "Write config.json + model.safetensors in the Hugging Face layout."
     from sparse_ssm.model.pretrained import save_pretrained
-    save_pretrained(self, save_dir)
+    save_pretrained(self, save_dir, compress=compress)

@@ -11,6 +11,8 @@ import json, os
 from pathlib import Path
 import torch
 from .mamba import MambaConfig, MambaLM
+from .sparse import apply_mask, masked_parameters
+from .sparse_storage import expand_sparse_state_dict, sparse_state_dict
 
 # %% ../../nbs/07a_pretrained.ipynb #8be85d49
 def read_config_json(local_dir) -> dict:
@@ -105,14 +107,21 @@ def check_state_dict(sd:dict, # checkpoint tensors, our names
 # %% ../../nbs/07a_pretrained.ipynb #0ce3043f
 def load_pretrained(local_dir, # checkpoint directory (HF or mamba_ssm layout)
                     dtype=None) -> MambaLM: # cast the model to this dtype (default: keep fp32)
-    "Build a `MambaLM` from a local checkpoint directory."
-    layout, config = config_from_dict(read_config_json(local_dir))
-    sd = read_weights(local_dir)
+    "Build a `MambaLM` from a local checkpoint directory; sparse matrices come back with their masks."
+    cfg = read_config_json(local_dir)
+    layout, config = config_from_dict(cfg)
+    sd, masks = expand_sparse_state_dict(read_weights(local_dir))  # compressed (values + bitmask) entries -> dense + mask
     if layout == "hf" and "backbone.embeddings.weight" in sd: sd["backbone.embedding.weight"] = sd.pop("backbone.embeddings.weight")
     model = MambaLM(config)
     check_state_dict(sd, model)
     if config.tie_embeddings: sd["lm_head.weight"] = sd["backbone.embedding.weight"]
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    for name in cfg.get("sparse_ssm_masked", []):  # saved dense: the mask is where the zeros are
+        if name not in sd: raise ValueError(f"config.json lists masked tensor {name!r} but the checkpoint has no such tensor")
+        masks.setdefault(name, sd[name] != 0)
+    for name, mask in masks.items():
+        mod, _, pname = name.rpartition(".")
+        apply_mask(model.get_submodule(mod), mask, pname)
     return model.to(dtype) if dtype is not None else model
 
 # %% ../../nbs/07a_pretrained.ipynb #0383b5ab
@@ -125,11 +134,17 @@ def hf_config_dict(c:MambaConfig) -> dict:
                 time_step_min=c.dt_min, time_step_max=c.dt_max, time_step_floor=c.dt_init_floor, time_step_scale=c.dt_scale,
                 hidden_act="silu", sparse_ssm=c.to_dict())
 
-def save_pretrained(model:MambaLM, save_dir): # directory, created if missing
-    "Write config.json and model.safetensors (Hugging Face layout)."
+def save_pretrained(model:MambaLM, save_dir, # directory, created if missing
+                    compress:bool|None=None): # pruned matrices as values + bitmask; None: whenever the model has masks
+    "Write config.json and model.safetensors (Hugging Face layout; compressed sparse matrices unless compress=False)."
     from safetensors.torch import save_file
     d = Path(save_dir); d.mkdir(parents=True, exist_ok=True)
-    sd = {k.replace("backbone.embedding.", "backbone.embeddings."): v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    masked = sorted(masked_parameters(model))
+    compress = bool(masked) and (compress is None or bool(compress))
+    full = sparse_state_dict(model) if compress else model.state_dict()
+    sd = {k.replace("backbone.embedding.", "backbone.embeddings."): v.detach().contiguous().cpu() for k, v in full.items()}
     if model.config.tie_embeddings: sd.pop("lm_head.weight")
     save_file(sd, str(d / "model.safetensors"), metadata={"format": "pt"})
-    (d / "config.json").write_text(json.dumps(hf_config_dict(model.config), indent=2))
+    cfg = hf_config_dict(model.config)
+    if masked and not compress: cfg["sparse_ssm_masked"] = masked  # dense file for transformers; masks = the zeros
+    (d / "config.json").write_text(json.dumps(cfg, indent=2))
