@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['CKPT_EVERY', 'cpp_source', 'cpp_available', 'SelectiveScanCpp', 'selective_scan_cpp']
 
-# %% ../../nbs/05a_scan_cpu.ipynb #613fdd38
+# %% ../../nbs/05a_scan_cpu.ipynb #7c7a265c
 import hashlib, os, shutil, sys, threading, time, warnings
 import torch
 from torch import Tensor
 
-# %% ../../nbs/05a_scan_cpu.ipynb #f3defd7d
+# %% ../../nbs/05a_scan_cpu.ipynb #5285d8b1
 _CPP_EXP = r'''
 // exp for fp32 that the compiler can vectorise: 2^k * e^r with |r| <= ln2/2, Taylor to degree 7
 static inline float vexp(float x) {
@@ -34,7 +34,7 @@ template <typename T> static inline T softplus(T x) { return x > T(20) ? x : std
 template <typename T> static inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
 '''
 
-# %% ../../nbs/05a_scan_cpu.ipynb #0e8a0508
+# %% ../../nbs/05a_scan_cpu.ipynb #d48a13aa
 _CPP_HEAD = r'''
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -51,142 +51,153 @@ template <typename T> struct Args {
 };
 '''
 _CPP_FWD = r'''
-// forward for batch element b, channels [c0, c0 + nc): state h (nc, n) stays in this thread's buffer
+// forward for batch element b, channels [g0, g1): their states h (g1 - g0, n) stay in this thread's
+// buffer; time is walked in tiles of K steps, and within a tile block by block of DB channels, so the
+// rows of u, delta, B, C a tile touches stay in cache while every block uses them
 template <typename T>
-void fwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, T* h) {
-  const int64_t L = a.L, d = a.d, n = a.n;
-  std::fill(h, h + nc * n, T(0));
-  for (int64_t t = 0; t < L; ++t) {
-    const int64_t row = b * L + t;
-    const T* Bt = a.B + row * n; const T* Ct = a.C + row * n;
-    if (a.ck && t % a.K == 0)
-      for (int64_t c = 0; c < nc; ++c)
-        std::memcpy(a.ck + ((b * d + c0 + c) * a.nck + t / a.K) * n, h + c * n, n * sizeof(T));
+void fwd_group(const Args<T>& a, int64_t b, int64_t g0, int64_t g1, int64_t DB, T* h) {
+  const int64_t L = a.L, d = a.d, n = a.n, K = a.K;
+  std::fill(h, h + (g1 - g0) * n, T(0));
+  for (int64_t t0 = 0; t0 < L; t0 += K) {
+    if (a.ck)
+      for (int64_t ch = g0; ch < g1; ++ch)
+        std::memcpy(a.ck + ((b * d + ch) * a.nck + t0 / K) * n, h + (ch - g0) * n, n * sizeof(T));
+    for (int64_t c0 = g0; c0 < g1; c0 += DB) {
+      const int64_t c1 = std::min(g1, c0 + DB);
+      for (int64_t t = t0; t < std::min(L, t0 + K); ++t) {
+        const int64_t row = b * L + t;
+        const T* Bt = a.B + row * n; const T* Ct = a.C + row * n;
+        for (int64_t ch = c0; ch < c1; ++ch) {
+          const int64_t idx = row * d + ch;
+          T dt = a.delta[idx] + (a.bias ? a.bias[ch] : T(0));
+          if (a.sp) dt = softplus(dt);
+          const T ut = a.u[idx], du = dt * ut;
+          const T* Ac = a.A + ch * n; T* hc = h + (ch - g0) * n;
+          T acc = 0;
+#pragma omp simd reduction(+:acc)
+          for (int64_t j = 0; j < n; ++j) {
+            T hv = vexp(dt * Ac[j]) * hc[j] + du * Bt[j];
+            hc[j] = hv; acc += Ct[j] * hv;
+          }
+          T out = acc + (a.D ? a.D[ch] * ut : T(0));
+          if (a.z) { T zv = a.z[idx]; out *= zv * sigmoid(zv); }
+          a.y[idx] = out;
+        }
+      }
+    }
+  }
+  if (a.last) std::memcpy(a.last + (b * d + g0) * n, h, (g1 - g0) * n * sizeof(T));
+}
+'''
+
+# %% ../../nbs/05a_scan_cpu.ipynb #62da738a
+_CPP_BWD = r'''
+// backward through chunk k of batch element b, channels [c0, c0 + nc). g, gA, gD, gb point at this
+// block's running sums; gBp/gCp rows are this thread's own partial sums over channels
+template <typename T>
+void bwd_chunk(const Args<T>& a, int64_t b, int64_t k, int64_t c0, int64_t nc, T* gBp, T* gCp,
+               T* g, T* gA, T* gD, T* gb, T* hbuf, T* abuf, T* dtbuf) {
+  const int64_t L = a.L, d = a.d, n = a.n, t0 = k * a.K, len = std::min(L, t0 + a.K) - t0;
+  for (int64_t c = 0; c < nc; ++c)   // hbuf[0] = h before the chunk (checkpoint)
+    std::memcpy(hbuf + c * n, a.ckpt + ((b * d + c0 + c) * a.nck + k) * n, n * sizeof(T));
+  for (int64_t s = 0; s < len; ++s) {  // recompute the chunk's states
+    const int64_t row = b * L + t0 + s; const T* Bt = a.B + row * n;
     for (int64_t c = 0; c < nc; ++c) {
       const int64_t ch = c0 + c, idx = row * d + ch;
       T dt = a.delta[idx] + (a.bias ? a.bias[ch] : T(0));
       if (a.sp) dt = softplus(dt);
-      const T ut = a.u[idx], du = dt * ut;
-      const T* Ac = a.A + ch * n; T* hc = h + c * n;
-      T acc = 0;
-#pragma omp simd reduction(+:acc)
-      for (int64_t j = 0; j < n; ++j) {
-        T hv = vexp(dt * Ac[j]) * hc[j] + du * Bt[j];
-        hc[j] = hv; acc += Ct[j] * hv;
-      }
-      T out = acc + (a.D ? a.D[ch] * ut : T(0));
-      if (a.z) { T zv = a.z[idx]; out *= zv * sigmoid(zv); }
-      a.y[idx] = out;
-    }
-  }
-  if (a.last)
-    for (int64_t c = 0; c < nc; ++c) std::memcpy(a.last + (b * d + c0 + c) * n, h + c * n, n * sizeof(T));
-}
-'''
-
-# %% ../../nbs/05a_scan_cpu.ipynb #e2edaec9
-_CPP_BWD = r'''
-// backward for batch element b, channels [c0, c0 + nc); gB/gC rows are this thread's own partial sums
-template <typename T>
-void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, T* gBp, T* gCp,
-               T* g, T* hbuf, T* abuf, T* dtbuf) {
-  const int64_t L = a.L, d = a.d, n = a.n, K = a.K;
-  for (int64_t c = 0; c < nc; ++c)
-    for (int64_t j = 0; j < n; ++j) g[c * n + j] = a.glast ? a.glast[(b * d + c0 + c) * n + j] : T(0);
-  std::vector<T> gA(nc * n, T(0)), gD(nc, T(0)), gb(nc, T(0));
-  for (int64_t k = a.nck - 1; k >= 0; --k) {
-    const int64_t t0 = k * K, len = std::min(L, t0 + K) - t0;
-    for (int64_t c = 0; c < nc; ++c)   // hbuf[0] = h before the chunk (checkpoint)
-      std::memcpy(hbuf + c * n, a.ckpt + ((b * d + c0 + c) * a.nck + k) * n, n * sizeof(T));
-    for (int64_t s = 0; s < len; ++s) {  // recompute the chunk's states
-      const int64_t row = b * L + t0 + s; const T* Bt = a.B + row * n;
-      for (int64_t c = 0; c < nc; ++c) {
-        const int64_t ch = c0 + c, idx = row * d + ch;
-        T dt = a.delta[idx] + (a.bias ? a.bias[ch] : T(0));
-        if (a.sp) dt = softplus(dt);
-        dtbuf[s * nc + c] = dt;
-        const T du = dt * a.u[idx]; const T* Ac = a.A + ch * n;
-        const T* hp = hbuf + (s * nc + c) * n; T* hn = hbuf + ((s + 1) * nc + c) * n;
-        T* ab = abuf + (s * nc + c) * n;
+      dtbuf[s * nc + c] = dt;
+      const T du = dt * a.u[idx]; const T* Ac = a.A + ch * n;
+      const T* hp = hbuf + (s * nc + c) * n; T* hn = hbuf + ((s + 1) * nc + c) * n;
+      T* ab = abuf + (s * nc + c) * n;
 #pragma omp simd
-        for (int64_t j = 0; j < n; ++j) { T e = vexp(dt * Ac[j]); ab[j] = e; hn[j] = e * hp[j] + du * Bt[j]; }
-      }
-    }
-    for (int64_t s = len - 1; s >= 0; --s) {  // reverse time
-      const int64_t row = b * L + t0 + s;
-      const T* Bt = a.B + row * n; const T* Ct = a.C + row * n;
-      T* gBt = gBp + row * n; T* gCt = gCp + row * n;
-      for (int64_t c = 0; c < nc; ++c) {
-        const int64_t ch = c0 + c, idx = row * d + ch;
-        const T dt = dtbuf[s * nc + c], ut = a.u[idx];
-        const T* Ac = a.A + ch * n; const T* ab = abuf + (s * nc + c) * n;
-        const T* hp = hbuf + (s * nc + c) * n; const T* hc = hbuf + ((s + 1) * nc + c) * n;
-        T* gc = g + c * n; T* gAc = gA.data() + c * n;
-        T gyp = a.gy[idx];
-        if (a.z) {
-          T ypre = 0;
-#pragma omp simd reduction(+:ypre)
-          for (int64_t j = 0; j < n; ++j) ypre += Ct[j] * hc[j];
-          if (a.D) ypre += a.D[ch] * ut;
-          const T zv = a.z[idx], sg = sigmoid(zv);
-          a.gz[idx] = gyp * ypre * sg * (T(1) + zv * (T(1) - sg));
-          gyp *= zv * sg;
-        }
-        T gu = a.D ? gyp * a.D[ch] : T(0), ddt = 0;
-        if (a.D) gD[c] += gyp * ut;
-        const T dtu = dt * ut;
-#pragma omp simd reduction(+:gu, ddt)
-        for (int64_t j = 0; j < n; ++j) {
-          const T gj = gc[j] + gyp * Ct[j];   // dL/dh_t
-          gCt[j] += gyp * hc[j];
-          gBt[j] += gj * dtu;
-          const T ga = gj * hp[j] * ab[j];    // dL/d(dt*A) through exp
-          ddt += ga * Ac[j] + gj * Bt[j] * ut;
-          gAc[j] += ga * dt;
-          gu += gj * dt * Bt[j];
-          gc[j] = gj * ab[j];                 // dL/dh_{t-1}
-        }
-        a.gu[idx] = gu;
-        if (a.sp) ddt *= sigmoid(a.delta[idx] + (a.bias ? a.bias[ch] : T(0)));
-        a.gdelta[idx] = ddt; gb[c] += ddt;
-      }
+      for (int64_t j = 0; j < n; ++j) { T e = vexp(dt * Ac[j]); ab[j] = e; hn[j] = e * hp[j] + du * Bt[j]; }
     }
   }
-  for (int64_t c = 0; c < nc; ++c) {   // per-batch partials: no two threads share (b, ch)
-    std::memcpy(a.gA + (b * d + c0 + c) * n, gA.data() + c * n, n * sizeof(T));
-    a.gD[b * d + c0 + c] = gD[c]; a.gbias[b * d + c0 + c] = gb[c];
+  for (int64_t s = len - 1; s >= 0; --s) {  // reverse time
+    const int64_t row = b * L + t0 + s;
+    const T* Bt = a.B + row * n; const T* Ct = a.C + row * n;
+    T* gBt = gBp + row * n; T* gCt = gCp + row * n;
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t ch = c0 + c, idx = row * d + ch;
+      const T dt = dtbuf[s * nc + c], ut = a.u[idx];
+      const T* Ac = a.A + ch * n; const T* ab = abuf + (s * nc + c) * n;
+      const T* hp = hbuf + (s * nc + c) * n; const T* hc = hbuf + ((s + 1) * nc + c) * n;
+      T* gc = g + c * n; T* gAc = gA + c * n;
+      T gyp = a.gy[idx];
+      if (a.z) {
+        T ypre = 0;
+#pragma omp simd reduction(+:ypre)
+        for (int64_t j = 0; j < n; ++j) ypre += Ct[j] * hc[j];
+        if (a.D) ypre += a.D[ch] * ut;
+        const T zv = a.z[idx], sg = sigmoid(zv);
+        a.gz[idx] = gyp * ypre * sg * (T(1) + zv * (T(1) - sg));
+        gyp *= zv * sg;
+      }
+      T gu = a.D ? gyp * a.D[ch] : T(0), ddt = 0;
+      if (a.D) gD[c] += gyp * ut;
+      const T dtu = dt * ut;
+#pragma omp simd reduction(+:gu, ddt)
+      for (int64_t j = 0; j < n; ++j) {
+        const T gj = gc[j] + gyp * Ct[j];   // dL/dh_t
+        gCt[j] += gyp * hc[j];
+        gBt[j] += gj * dtu;
+        const T ga = gj * hp[j] * ab[j];    // dL/d(dt*A) through exp
+        ddt += ga * Ac[j] + gj * Bt[j] * ut;
+        gAc[j] += ga * dt;
+        gu += gj * dt * Bt[j];
+        gc[j] = gj * ab[j];                 // dL/dh_{t-1}
+      }
+      a.gu[idx] = gu;
+      if (a.sp) ddt *= sigmoid(a.delta[idx] + (a.bias ? a.bias[ch] : T(0)));
+      a.gdelta[idx] = ddt; gb[c] += ddt;
+    }
   }
 }
 '''
 
-# %% ../../nbs/05a_scan_cpu.ipynb #31df5445
+# %% ../../nbs/05a_scan_cpu.ipynb #4a453c11
 _CPP_DRIVERS = r'''
+// work item = (batch element, group of channels); P groups per batch element
+static inline int64_t n_groups(int64_t nb, int64_t nblk, int64_t per_thread) {
+  const int64_t want = (per_thread * at::get_num_threads() + nb - 1) / nb;
+  return std::max<int64_t>(1, std::min<int64_t>(nblk, want));
+}
+
 template <typename T>
 void fwd(const Args<T>& a, int64_t DB) {
-  const int64_t nblk = (a.d + DB - 1) / DB;
-  at::parallel_for(0, a.nb * nblk, 1, [&](int64_t i0, int64_t i1) {
-    std::vector<T> h(DB * a.n);
+  const int64_t nblk = (a.d + DB - 1) / DB, P = n_groups(a.nb, nblk, 4), bpg = (nblk + P - 1) / P;
+  at::parallel_for(0, a.nb * P, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<T> h(bpg * DB * a.n);
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t b = i / nblk, c0 = (i % nblk) * DB;
-      fwd_block(a, b, c0, std::min(DB, a.d - c0), h.data());
+      const int64_t b = i / P, g0 = (i % P) * bpg * DB, g1 = std::min(a.d, g0 + bpg * DB);
+      if (g0 < g1) fwd_group(a, b, g0, g1, DB, h.data());
     }
   });
 }
 
 template <typename T>
 void bwd(const Args<T>& a, int64_t DB, int64_t P, T* gBp, T* gCp) {
-  const int64_t nblk = (a.d + DB - 1) / DB, bpg = (nblk + P - 1) / P;  // blocks per group
-  const int64_t bln = a.nb * a.L * a.n;
+  const int64_t nblk = (a.d + DB - 1) / DB, bpg = (nblk + P - 1) / P, bln = a.nb * a.L * a.n;
   at::parallel_for(0, a.nb * P, 1, [&](int64_t i0, int64_t i1) {
-    const int64_t n = a.n, K = a.K;
-    std::vector<T> g(DB * n), hbuf((K + 1) * DB * n), abuf(K * DB * n), dtbuf(K * DB);
+    const int64_t n = a.n, K = a.K, G = bpg * DB;
+    std::vector<T> g(G * n), gA(G * n), gD(G), gb(G), hbuf((K + 1) * DB * n), abuf(K * DB * n), dtbuf(K * DB);
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t b = i / P, grp = i % P;
-      for (int64_t blk = grp * bpg; blk < std::min(nblk, (grp + 1) * bpg); ++blk) {
-        const int64_t c0 = blk * DB;
-        bwd_block(a, b, c0, std::min(DB, a.d - c0), gBp + grp * bln, gCp + grp * bln,
-                  g.data(), hbuf.data(), abuf.data(), dtbuf.data());
-      }
+      const int64_t b = i / P, grp = i % P, g0 = grp * G, g1 = std::min(a.d, g0 + G);
+      if (g0 >= g1) continue;
+      for (int64_t ch = g0; ch < g1; ++ch)
+        for (int64_t j = 0; j < n; ++j) g[(ch - g0) * n + j] = a.glast ? a.glast[(b * a.d + ch) * n + j] : T(0);
+      std::fill(gA.begin(), gA.end(), T(0)); std::fill(gD.begin(), gD.end(), T(0)); std::fill(gb.begin(), gb.end(), T(0));
+      for (int64_t k = a.nck - 1; k >= 0; --k)   // chunks outside, blocks inside: a chunk's rows stay in cache
+        for (int64_t c0 = g0; c0 < g1; c0 += DB) {
+          const int64_t o = c0 - g0;
+          bwd_chunk(a, b, k, c0, std::min(DB, g1 - c0), gBp + grp * bln, gCp + grp * bln,
+                    g.data() + o * n, gA.data() + o * n, gD.data() + o, gb.data() + o, hbuf.data(), abuf.data(), dtbuf.data());
+        }
+      // per-batch partials: no two threads share (b, ch)
+      std::memcpy(a.gA + (b * a.d + g0) * n, gA.data(), (g1 - g0) * n * sizeof(T));
+      std::memcpy(a.gD + b * a.d + g0, gD.data(), (g1 - g0) * sizeof(T));
+      std::memcpy(a.gbias + b * a.d + g0, gb.data(), (g1 - g0) * sizeof(T));
     }
   });
 }
@@ -223,7 +234,7 @@ std::vector<at::Tensor> scan_fwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "scan_fwd", [&] {
     auto a = inputs<scalar_t>(u, delta, A, B, C, D, z, bias, sp, K);
     a.y = y.data_ptr<scalar_t>(); a.last = last.data_ptr<scalar_t>(); a.ck = save ? ck.data_ptr<scalar_t>() : nullptr;
-    if (use_avx2()) k_avx2::fwd(a, 8); else k_base::fwd(a, 8);
+    if (use_avx2()) k_avx2::fwd(a, 16); else k_base::fwd(a, 16);
   });
   return {y, last, ck};
 }
@@ -231,7 +242,7 @@ std::vector<at::Tensor> scan_fwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
 std::vector<at::Tensor> scan_bwd(at::Tensor u, at::Tensor delta, at::Tensor A, at::Tensor B, at::Tensor C,
                                  at::Tensor D, at::Tensor z, at::Tensor bias, bool sp, at::Tensor ck,
                                  at::Tensor gy, at::Tensor glast, int64_t K) {
-  const int64_t nb = u.size(0), L = u.size(1), d = u.size(2), n = A.size(1), DB = 8;
+  const int64_t nb = u.size(0), L = u.size(1), d = u.size(2), n = A.size(1), DB = 16;
   const int64_t nblk = (d + DB - 1) / DB, nt = at::get_num_threads();
   const int64_t P = std::max<int64_t>(1, std::min<int64_t>(nblk, (2 * nt + nb - 1) / nb));  // channel groups
   auto gu = at::empty_like(u), gdelta = at::empty_like(u), gz = at::empty_like(z);
@@ -253,7 +264,7 @@ std::vector<at::Tensor> scan_bwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
 bool uses_avx2() { return use_avx2(); }
 '''
 
-# %% ../../nbs/05a_scan_cpu.ipynb #06ee5d5c
+# %% ../../nbs/05a_scan_cpu.ipynb #7c8845d4
 def cpp_source() -> str:
     "The whole C++ source: the kernel for the baseline ISA and again for AVX2+FMA, then the bindings."
     body = "\n".join([_CPP_EXP, _CPP_FWD, _CPP_BWD, _CPP_DRIVERS])
@@ -262,7 +273,7 @@ def cpp_source() -> str:
                       "#pragma GCC push_options", '#pragma GCC target("avx2,fma")', ns("k_avx2"),
                       "#pragma GCC pop_options", "#else", "namespace k_avx2 = k_base;", "#endif", _CPP_BIND])
 
-# %% ../../nbs/05a_scan_cpu.ipynb #6946ac16
+# %% ../../nbs/05a_scan_cpu.ipynb #dd8ed06a
 _STATE, _LOCK = {}, threading.Lock()
 
 def _compiler_problem():
@@ -292,7 +303,7 @@ def _load():
             _STATE["error"] = f"building the C++ kernel failed ({type(e).__name__}: {last})"
         return _STATE.get("mod")
 
-# %% ../../nbs/05a_scan_cpu.ipynb #14c8cc41
+# %% ../../nbs/05a_scan_cpu.ipynb #e24881bd
 def cpp_available() -> tuple:
     "(True, how it runs) or (False, why not); compiles the kernel on the first call."
     mod = _load()
@@ -304,7 +315,7 @@ def cpp_available() -> tuple:
     isa = "AVX2+FMA" if mod.uses_avx2() else "baseline ISA"
     return True, f"{isa}, {torch.get_num_threads()} threads, loaded in {_STATE['load_s']:.1f} s"
 
-# %% ../../nbs/05a_scan_cpu.ipynb #14f60331
+# %% ../../nbs/05a_scan_cpu.ipynb #1efec945
 CKPT_EVERY = 64  # save h every this many steps; the backward recomputes the steps in between
 
 def _prep(t, ct): return torch.empty(0, dtype=ct) if t is None else t.detach().to(ct).contiguous()
@@ -331,7 +342,7 @@ class SelectiveScanCpp(torch.autograd.Function):
         grads = _load().scan_bwd(*args, sp, ckpt, gy, _prep(glast, ct), K)  # in input order
         return (*[None if dt is None else g.to(dt) for g, dt in zip(grads, dtypes)], None, None)
 
-# %% ../../nbs/05a_scan_cpu.ipynb #683fb3ee
+# %% ../../nbs/05a_scan_cpu.ipynb #093a8ba1
 def selective_scan_cpp(u, delta, A, B, C, D=None, z=None, delta_bias=None, # as `selective_scan`
                        delta_softplus=False, return_last_state=False,
                        chunk_size:int=CKPT_EVERY): # steps between saved states (backward memory vs recompute)
