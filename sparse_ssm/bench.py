@@ -6,7 +6,7 @@
 __all__ = ['PeakMemory', 'mambapy_scan', 'causal_attention', 'scan_contenders', 'time_calls', 'est_bytes', 'bench_scan',
            'add_ratios', 'growth', 'CausalTransformerLM', 'n_params', 'matched_transformer', 'bench_training', 'bench']
 
-# %% ../nbs/40_benchmarks.ipynb #373f7c0c
+# %% ../nbs/40_benchmarks.ipynb #0323e31a
 import argparse, ctypes, math, os, re, statistics, sys, time
 import torch
 import torch.nn as nn
@@ -15,7 +15,7 @@ from .model.scan import selective_scan, make_scan_inputs, available_backends
 from .model.mamba import MambaConfig, MambaLM
 from .model.bench import MambapyLM, train_step_fn, format_table
 
-# %% ../nbs/40_benchmarks.ipynb #6b5c706a
+# %% ../nbs/40_benchmarks.ipynb #d9effc13
 def _libc():
     try: return ctypes.CDLL("libc.so.6")
     except OSError: return None
@@ -37,7 +37,7 @@ class PeakMemory:
     def __exit__(self, *exc):
         self.bytes = (_proc_kib("VmHWM") - self.base) * 1024 if self.ok else float("nan")
 
-# %% ../nbs/40_benchmarks.ipynb #96fa7f08
+# %% ../nbs/40_benchmarks.ipynb #37709b30
 def mambapy_scan(u, delta, A, B, C, D):
     "mambapy's parallel scan, with inputs built as its `MambaBlock.selective_scan` builds them."
     from mambapy.pscan import pscan
@@ -52,7 +52,7 @@ def causal_attention(u, head_dim=64):
     q = u.view(b, l, d // head_dim, head_dim).transpose(1, 2)                # (b, h, l, head_dim)
     return F.scaled_dot_product_attention(q, q, q, is_causal=True).transpose(1, 2).reshape(b, l, d)
 
-# %% ../nbs/40_benchmarks.ipynb #004a769a
+# %% ../nbs/40_benchmarks.ipynb #ab86d099
 def scan_contenders(b, l, d, n, device="cpu", seed=0, attention=True):
     "name -> zero-argument callable running forward+backward at (b, l, d, n)."
     inp = make_scan_inputs(b, l, d, n, z=False, delta_bias=False, delta_softplus=False, device=device, seed=seed)
@@ -67,7 +67,7 @@ def scan_contenders(b, l, d, n, device="cpu", seed=0, attention=True):
     if attention and d % 64 == 0: fns["attention (sdpa)"] = run(lambda: causal_attention(args[0]))
     return fns
 
-# %% ../nbs/40_benchmarks.ipynb #3f21f0ba
+# %% ../nbs/40_benchmarks.ipynb #4326d3d8
 def time_calls(fns:dict, # name -> zero-argument callable
                reps:int=3, warmup:int=1) -> dict: # timed rounds; untimed rounds first
     "name -> (wall seconds list, process CPU seconds list), calls interleaved across fns."
@@ -80,7 +80,7 @@ def time_calls(fns:dict, # name -> zero-argument callable
             out[k][0].append(time.perf_counter() - w); out[k][1].append(time.process_time() - c)
     return out
 
-# %% ../nbs/40_benchmarks.ipynb #68ecd0dd
+# %% ../nbs/40_benchmarks.ipynb #0ba9f931
 def est_bytes(name, b, l, d, n):
     "Rough peak extra memory of contender `name`, to skip runs that would not fit."
     per = b * l * d * 4
@@ -101,7 +101,7 @@ def bench_scan(lengths=(256, 1024, 2048), b=1, d=512, n=16, reps=3, device="cpu"
                              MiB=m.bytes / 2**20))
     return rows
 
-# %% ../nbs/40_benchmarks.ipynb #d093e391
+# %% ../nbs/40_benchmarks.ipynb #1ac676b4
 def add_ratios(rows, peer="mambapy pscan"):
     "Add x_faster (peer ms / ms), x_faster_cpu (the same in CPU time) and mem_frac (MiB / peer MiB) per length."
     nan = float("nan")
@@ -117,7 +117,7 @@ def growth(rows, name, l0, l1, key="ms"):
     t = {r["L"]: r[key] for r in rows if r["name"] == name}
     return t[l1] / t[l0] if l0 in t and l1 in t else float("nan")
 
-# %% ../nbs/40_benchmarks.ipynb #09168352
+# %% ../nbs/40_benchmarks.ipynb #04dc6815
 class CausalTransformerLM(nn.Module):
     "A small pre-norm causal Transformer language model on `scaled_dot_product_attention`."
     def __init__(self, vocab_size, d_model, n_layer, head_dim=64):
@@ -147,7 +147,7 @@ def matched_transformer(target, vocab_size, n_layer, head_dim=64):
     count = lambda w: 12 * w * w * n_layer + 13 * w * n_layer + w * (vocab_size + 2)
     return CausalTransformerLM(vocab_size, min(widths, key=lambda w: abs(count(w) - target)), n_layer, head_dim)
 
-# %% ../nbs/40_benchmarks.ipynb #9d81d184
+# %% ../nbs/40_benchmarks.ipynb #6027d4b4
 def bench_training(batch_size=8, seq_len=512, d_model=256, n_layer=4, vocab_size=256, reps=3,
                    backends=None, # MambaLM scan backends (default: all available on CPU)
                    peers=True) -> list: # include mambapy's Mamba and the matched Transformer
@@ -170,7 +170,7 @@ def bench_training(batch_size=8, seq_len=512, d_model=256, n_layer=4, vocab_size
         r["vs_mambapy_cpu"] = peer["cpu_s"] / r["cpu_s"] if peer else float("nan")
     return rows
 
-# %% ../nbs/40_benchmarks.ipynb #6a1894a3
+# %% ../nbs/40_benchmarks.ipynb #90082724
 def bench(argv=None): # command-line arguments (default: sys.argv)
     "Print the scan and training benchmark tables."
     p = argparse.ArgumentParser(prog="python -m sparse_ssm.bench", description=bench.__doc__)
@@ -201,5 +201,5 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
         for l in lengths:
             print(f"L={l}\n" + format_table(bench_training(1, l, td, tn, reps=a.reps, backends=["cpp"]), ["name", "s_per_step", "cpu_s", "tokens_per_s", "vs_mambapy", "vs_mambapy_cpu"]))
 
-# %% ../nbs/40_benchmarks.ipynb #52cd5833
+# %% ../nbs/40_benchmarks.ipynb #618592e2
 if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "sparse_ssm.bench": bench()
