@@ -4,7 +4,7 @@
 
 # %% ../../nbs/11_synthetic_data.ipynb #4bb2f215
 from __future__ import annotations
-import argparse, builtins, json, os, sys, time
+import argparse, builtins, json, os, signal, sys, time
 from pathlib import Path
 from urllib.parse import urlsplit
 import requests
@@ -299,4 +299,6 @@ def main(argv=None) -> int:
     return 0
 
 # %% ../../nbs/11_synthetic_data.ipynb #3d19ada1
-if __name__ == "__main__" and not getattr(builtins, "__IPYTHON__", False): sys.exit(main())  # not when a notebook runs this cell
+if __name__ == "__main__" and not getattr(builtins, "__IPYTHON__", False):  # not when a notebook runs this cell
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops cleanly even if our parent ignored SIGINT
+    sys.exit(main())
