@@ -19,7 +19,7 @@ __all__ = ['POSITIVE', 'NONNEG', 'SECTIONS', 'DataConfig', 'TrainConfig', 'Gener
 @dataclass
 class DataConfig:
     "Where the training text (or task) comes from."
-    path: str|None = None  # text file / folder / synthetic JSON(L); None: the default corpus
+    path: str|None = None  # text file / folder / synthetic JSON(L); None: the default corpus; "python-env": every Python source here
     max_chars: int|None = None  # cut the corpus to this many characters
     val_fraction: float = 0.1  # tail of the stream kept for validation
     task: str|None = None  # "selective_copying" trains on the synthetic task instead of text
@@ -184,12 +184,11 @@ def build_data(cfg: RunConfig) -> Data:
         val = [task.sample(t.batch_size, seed=10**9 + i) for i in range(t.eval_batches)]  # never a training seed
         return Data(TaskBatches(task, t.batch_size, t.seed), val, task.vocab_size, task)
     import numpy as np
-    from sparse_ssm.dataset.dataloader import load_corpus, train_val_split, LMLoader
+    from sparse_ssm.dataset.dataloader import load_corpus, train_val_split, LMLoader, PYTHON_ENV, python_env_corpus, open_token_file
     from sparse_ssm.dataset.tokenizer import ByteTokenizer
-    text = load_corpus(d.path)
-    if d.max_chars: text = text[:d.max_chars]
     tok = ByteTokenizer()
-    ids = np.asarray(tok.encode(text), dtype=np.int16)
+    if d.path == PYTHON_ENV: ids = open_token_file(python_env_corpus())[:d.max_chars]  # memory-mapped; built once, cached
+    else: ids = np.asarray(tok.encode(load_corpus(d.path)[:d.max_chars]), dtype=np.int16)
     tr, va = train_val_split(ids, d.val_fraction)
     return Data(LMLoader(tr, t.batch_size, t.seq_len, seed=t.seed),
                 LMLoader(va, t.batch_size, t.seq_len, seed=t.seed, shuffle=False), tok.vocab_size)

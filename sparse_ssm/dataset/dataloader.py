@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['DEFAULT_MODULES', 'TEXT_SUFFIXES', 'default_corpus', 'iter_documents', 'read_documents', 'load_corpus', 'token_dtype',
-           'tokenize_documents', 'write_token_file', 'open_token_file', 'train_val_split', 'LMLoader']
+__all__ = ['DEFAULT_MODULES', 'TEXT_SUFFIXES', 'PYTHON_ENV', 'default_corpus', 'iter_documents', 'read_documents', 'load_corpus',
+           'token_dtype', 'tokenize_documents', 'write_token_file', 'open_token_file', 'train_val_split', 'LMLoader',
+           'python_roots', 'python_source_files', 'python_env_manifest', 'corpus_cache_dir', 'python_env_corpus']
 
 # %% ../../nbs/09_dataloader.ipynb #ce71a020
 DEFAULT_MODULES = ("argparse", "textwrap", "difflib", "calendar", "fractions", "statistics", "heapq",
@@ -195,3 +196,80 @@ def _load_state_dict(self: LMLoader, state: dict):
     self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
 
 LMLoader.state_dict, LMLoader.load_state_dict = _state_dict, _load_state_dict
+
+# %% ../../nbs/09_dataloader.ipynb #d4b0e53b
+PYTHON_ENV = "python-env"  # the corpus name a run config's data.path uses for `python_env_corpus`
+
+def python_roots() -> list[Path]:
+    "The folders this environment keeps Python sources in: the standard library and the installed packages."
+    p = sysconfig.get_paths()
+    return sorted({Path(p[k]) for k in ("stdlib", "purelib", "platlib")})
+
+def python_source_files(roots=None, # folders to search; default `python_roots()`
+                       ) -> list[Path]:
+    "Every `.py` file under `roots`, in a fixed order; nested site-packages that are not roots themselves are skipped."
+    roots = [Path(r) for r in (python_roots() if roots is None else roots)]
+    out = []
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            d = Path(dirpath)
+            dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and n != "__pycache__"
+                                 and not (n in ("site-packages", "dist-packages") and d / n not in roots))
+            out += [d / f for f in sorted(filenames) if f.endswith(".py")]
+    return list(dict.fromkeys(out))
+
+# %% ../../nbs/09_dataloader.ipynb #cc8a33e8
+def python_env_manifest(roots=None, # folders to search; default `python_roots()`
+                        files=None, # the files themselves (default: `python_source_files(roots)`)
+                       ) -> list[tuple]:
+    "(sha1, path, bytes) of every distinct non-empty source file, ordered by sha1."
+    import hashlib
+    seen = {}
+    for f in (python_source_files(roots) if files is None else files):
+        try: data = f.read_bytes()
+        except OSError: continue  # unreadable or vanished: not part of the corpus
+        if data: seen.setdefault(hashlib.sha1(data).hexdigest(), (str(f), len(data)))
+    return [(h, p, n) for h, (p, n) in sorted(seen.items())]
+
+def corpus_cache_dir(cache_dir=None) -> Path:
+    "Where built corpora are cached: `cache_dir`, else $SPARSE_SSM_CACHE, else ~/.cache/sparse_ssm."
+    if cache_dir is not None: return Path(cache_dir)
+    if os.environ.get("SPARSE_SSM_CACHE"): return Path(os.environ["SPARSE_SSM_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparse_ssm"
+
+# %% ../../nbs/09_dataloader.ipynb #09222e34
+def _atomic_tmp(path: Path):
+    "A fresh temporary file beside `path` (its name unique to this writer)."
+    import tempfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return os.fdopen(fd, "wb"), tmp
+
+def python_env_corpus(cache_dir=None, # default `corpus_cache_dir()`
+                      roots=None, # folders to search; default `python_roots()`
+                     ) -> Path:
+    "A token file (byte ids, EOS after each file) of every distinct Python source here; built once, then cached."
+    import hashlib
+    from sparse_ssm.dataset.tokenizer import ByteTokenizer
+    files = python_source_files(roots)
+    stats = []
+    for f in files:
+        try: st = f.stat(); stats.append(f"{f}\t{st.st_size}\t{st.st_mtime_ns}")
+        except OSError: pass
+    path = corpus_cache_dir(cache_dir) / f"{PYTHON_ENV}-{hashlib.sha1(chr(10).join(stats).encode()).hexdigest()[:16]}.bin"
+    if path.is_file() and Path(str(path) + ".json").is_file(): return path
+    man, eos, n = python_env_manifest(files=files), ByteTokenizer().eos_id, 0
+    if not man: raise ValueError(f"no Python sources found under {roots or python_roots()}; use data.path: null (the default corpus) or your own text")
+    f, tmp = _atomic_tmp(path)
+    with f:
+        for _, p, _ in man:
+            try: data = Path(p).read_bytes()
+            except OSError: continue
+            a = np.append(np.frombuffer(data, np.uint8).astype(np.uint16), np.uint16(eos)); a.tofile(f); n += len(a)
+    os.replace(tmp, path)
+    meta = {"dtype": "uint16", "n_tokens": n, "vocab_size": ByteTokenizer().vocab_size, "n_files": len(man),
+            "n_source_files": len(files), "roots": [str(r) for r in (roots or python_roots())]}
+    f, tmp = _atomic_tmp(Path(str(path) + ".json"))
+    with f: f.write(json.dumps(meta).encode())
+    os.replace(tmp, str(path) + ".json")
+    return path
