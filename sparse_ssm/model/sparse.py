@@ -4,15 +4,16 @@
 
 # %% ../../nbs/06_sparse.ipynb #e8a68f03
 from __future__ import annotations
-import re, math
+import re, math, importlib
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 # %% auto #0
-__all__ = ['SUFFIX', 'PRUNABLE', 'parse_pattern', 'make_mask', 'get_mask', 'apply_mask', 'masked_parameters', 'remove_mask',
-           'prunable_linears', 'activation_norms', 'prune', 'sparsity_report', 'prune_state', 'cubic_sparsity',
-           'GradualPruner', 'GradualPruningCB']
+__all__ = ['SUFFIX', 'PRUNABLE', 'SHRINK_METHODS', 'PROVIDERS', 'parse_pattern', 'make_mask', 'get_mask', 'apply_mask',
+           'masked_parameters', 'remove_mask', 'prunable_linears', 'activation_norms', 'prune', 'sparsity_report',
+           'prune_state', 'cubic_sparsity', 'GradualPruner', 'GradualPruningCB', 'register_shrink', 'register_compress',
+           'shrink', 'compress']
 
 # %% ../../nbs/06_sparse.ipynb #aee872fe
 def parse_pattern(pattern:str, # "unstructured", "N:M" such as "2:4", "block" or "blockRxC"
@@ -262,3 +263,62 @@ class GradualPruningCB:
         _check_sparsity(final)
     def before_fit(self, learn): self.pruner = GradualPruner(learn.model, **self.kw)
     def after_step(self, learn): self.pruner.step(learn.step)
+
+# %% ../../nbs/06_sparse.ipynb #938a6556
+SHRINK_METHODS = ("magnitude", "wanda", "taylor")  # how a unit's importance is scored
+PROVIDERS = ["sparse_ssm.model.sparse_kernel", "sparse_ssm.model.shrink"]  # modules that register implementations
+_SHRINKERS, _COMPRESSORS = {}, {}  # {(class, unit): fn}, {class: fn}
+
+def register_shrink(cls:type, # the model class, e.g. MambaLM
+                    unit:str): # the unit name, e.g. "channels" or "heads"
+    "Decorator: `fn(model, amount, method, calib_data) -> smaller model` shrinks `cls` models along `unit`."
+    def deco(fn): _SHRINKERS[(cls, unit)] = fn; return fn
+    return deco
+
+def register_compress(cls:type): # the module class (nn.Module: any model)
+    "Decorator: `fn(model, **kw) -> model` holds `cls` models' pruned matrices in a sparse form."
+    def deco(fn): _COMPRESSORS[cls] = fn; return fn
+    return deco
+
+def _load_providers():
+    for name in PROVIDERS:
+        try: importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name: raise  # a provider that exists but fails to import is a real error
+
+# %% ../../nbs/06_sparse.ipynb #a8c3a01b
+def _units(model):
+    "{unit: fn} registered for the most specific class of `model` that has any."
+    _load_providers()
+    for cls in type(model).__mro__:
+        units = {u: f for (c, u), f in _SHRINKERS.items() if c is cls}
+        if units: return units
+    return {}
+
+def _check_amount(amount):
+    if not isinstance(amount, (int, float)) or isinstance(amount, bool) or not math.isfinite(amount) or not 0 < amount < 1:
+        raise ValueError(f"amount must be a number strictly between 0 and 1 (the fraction of units removed), got {amount!r}: 0.5 halves every layer")
+
+def shrink(model:nn.Module, # a model whose class has a registered shrink (MambaLM: chapter 07f)
+           amount:float, # fraction of the units removed from every layer, in (0, 1)
+           unit:str="channels", # "channels", "state", "dt_rank" for MambaLM; an architecture may add its own
+           method:str="magnitude", # "magnitude", "wanda" (activations) or "taylor" (weight x gradient)
+           calib_data=None): # for "wanda"/"taylor": an iterable of (b, l) token-id batches
+    "A new, smaller, plain dense model with `amount` of the `unit`s of every layer removed; `model` is unchanged."
+    _check_amount(amount)
+    if method not in SHRINK_METHODS: raise ValueError(f"unknown shrink method {method!r}: use one of {SHRINK_METHODS}")
+    if method != "magnitude" and calib_data is None:
+        raise ValueError(f"method={method!r} needs calib_data: a few (b, l) token-id batches, e.g. [x for x, y in loader][:8]")
+    units = _units(model)
+    if not units: raise ValueError(f"no shrink is registered for {type(model).__name__}: register one with register_shrink({type(model).__name__}, unit)")
+    if unit not in units: raise ValueError(f"unknown unit {unit!r} for {type(model).__name__}: use one of {sorted(units)}")
+    return units[unit](model, amount, method, calib_data)
+
+# %% ../../nbs/06_sparse.ipynb #5f59813c
+def compress(model:nn.Module, # a pruned model (masks attached), used for inference only
+             **kw): # options of the registered implementation (chapter 06b: `min_sparsity`, `layout`)
+    "Hold the pruned (masked) matrices of `model` in a sparse form for inference, in place: no dense copy, no mask."
+    _load_providers()
+    fn = next((_COMPRESSORS[c] for c in type(model).__mro__ if c in _COMPRESSORS), None)
+    if fn is None: raise ValueError(f"no compress is registered for {type(model).__name__}")
+    return fn(model, **kw)
