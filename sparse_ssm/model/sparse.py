@@ -264,7 +264,7 @@ class GradualPruningCB:
     def before_fit(self, learn): self.pruner = GradualPruner(learn.model, **self.kw)
     def after_step(self, learn): self.pruner.step(learn.step)
 
-# %% ../../nbs/06_sparse.ipynb #938a6556
+# %% ../../nbs/06_sparse.ipynb #2a641025
 SHRINK_METHODS = ("magnitude", "wanda", "taylor")  # how a unit's importance is scored
 PROVIDERS = ["sparse_ssm.model.sparse_kernel", "sparse_ssm.model.shrink"]  # modules that register implementations
 _SHRINKERS, _COMPRESSORS = {}, {}  # {(class, unit): fn}, {class: fn}
@@ -286,7 +286,7 @@ def _load_providers():
         except ModuleNotFoundError as e:
             if e.name != name: raise  # a provider that exists but fails to import is a real error
 
-# %% ../../nbs/06_sparse.ipynb #a8c3a01b
+# %% ../../nbs/06_sparse.ipynb #baf6f5b3
 def _units(model):
     "{unit: fn} registered for the most specific class of `model` that has any."
     _load_providers()
@@ -314,7 +314,7 @@ def shrink(model:nn.Module, # a model whose class has a registered shrink (Mamba
     if unit not in units: raise ValueError(f"unknown unit {unit!r} for {type(model).__name__}: use one of {sorted(units)}")
     return units[unit](model, amount, method, calib_data)
 
-# %% ../../nbs/06_sparse.ipynb #5f59813c
+# %% ../../nbs/06_sparse.ipynb #8e5961a3
 def compress(model:nn.Module, # a pruned model (masks attached), used for inference only
              **kw): # options of the registered implementation (chapter 06b: `min_sparsity`, `layout`)
     "Hold the pruned (masked) matrices of `model` in a sparse form for inference, in place: no dense copy, no mask."
