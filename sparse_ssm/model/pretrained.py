@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['read_config_json', 'config_from_hf', 'config_from_mamba_ssm', 'config_from_dict', 'read_weights', 'check_state_dict',
-           'load_pretrained', 'hf_config_dict', 'save_pretrained']
+           'load_pretrained', 'hf_config_dict', 'atomic_write', 'save_pretrained']
 
 # %% ../../nbs/07a_pretrained.ipynb #20057430
-import json, os
+import json, os, tempfile
 from pathlib import Path
 import torch
 from .mamba import MambaConfig, MambaLM
 from .sparse import apply_mask, masked_parameters
 from .sparse_storage import expand_sparse_state_dict, sparse_state_dict
+
 
 # %% ../../nbs/07a_pretrained.ipynb #8be85d49
 def read_config_json(local_dir) -> dict:
@@ -78,18 +79,45 @@ def config_from_dict(cfg:dict) -> tuple:
     raise ValueError(f"config.json is neither a Hugging Face Mamba config (model_type 'mamba') nor a mamba_ssm config (d_model, n_layer); keys: {sorted(cfg)}")
 
 # %% ../../nbs/07a_pretrained.ipynb #8359dc96
-def read_weights(local_dir) -> dict:
-    "All tensors of a checkpoint directory, read safely (no pickled code)."
+def _inside(d:Path, name) -> Path:
+    "`d/name`, refused unless it is a plain relative path that stays inside `d`."
+    if not isinstance(name, str) or not name: raise ValueError(f"{d}: a file name in the checkpoint index is {name!r}, not a file name")
+    p = d / name
+    if Path(name).is_absolute() or not p.resolve().is_relative_to(d.resolve()):
+        raise ValueError(f"{d}: the checkpoint refers to {name!r}, outside its folder; refusing to read it (a checkpoint's files must lie inside its folder)")
+    return p
+
+def _shards(d:Path) -> list:
+    "The shard files named by `model.safetensors.index.json`, each checked to lie inside `d`."
+    p = d / "model.safetensors.index.json"
+    try: wm = json.loads(p.read_text())["weight_map"]
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{p} is not a safetensors index ({type(e).__name__}: {e}); it needs a 'weight_map' of tensor name -> file") from None
+    if not isinstance(wm, dict) or not wm: raise ValueError(f"{p}: 'weight_map' must map tensor names to shard files")
+    return [_inside(d, s) for s in sorted(set(wm.values()))]
+
+def _read_file(p:Path) -> dict:
+    "The tensors of one weights file (safetensors, or a pickle read with weights_only=True)."
     from safetensors.torch import load_file
+    if not p.is_file(): raise ValueError(f"{p} is missing: the checkpoint names it but it is not there")
+    try:
+        if p.suffix == ".safetensors": return load_file(p)
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt, or pickled code that weights_only refuses
+        raise ValueError(f"{p} cannot be read as weights ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); "
+                         "it is truncated, corrupt or not a weights file: download or save it again") from None
+    if not isinstance(sd, dict): raise ValueError(f"{p} does not hold a state dict")
+    sd = sd["state_dict"] if isinstance(sd.get("state_dict"), dict) else sd
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise ValueError(f"{p} holds something other than named tensors")
+    return sd
+
+def read_weights(local_dir) -> dict:
+    "All tensors of a checkpoint directory, read safely: no pickled code, no file outside the folder."
     d = Path(local_dir)
-    if (d / "model.safetensors").is_file(): return load_file(d / "model.safetensors")
-    if (d / "model.safetensors.index.json").is_file():
-        shards = sorted(set(json.loads((d / "model.safetensors.index.json").read_text())["weight_map"].values()))
-        return {k: v for s in shards for k, v in load_file(d / s).items()}
-    if (d / "pytorch_model.bin").is_file():
-        sd = torch.load(d / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        if not isinstance(sd, dict): raise ValueError(f"{d / 'pytorch_model.bin'} does not hold a state dict")
-        return sd.get("state_dict", sd) if "state_dict" in sd and isinstance(sd["state_dict"], dict) else sd
+    if (d / "model.safetensors").is_file(): return _read_file(d / "model.safetensors")
+    if (d / "model.safetensors.index.json").is_file(): return {k: v for s in _shards(d) for k, v in _read_file(s).items()}
+    if (d / "pytorch_model.bin").is_file(): return _read_file(d / "pytorch_model.bin")
     raise ValueError(f"no weights in {d}: expected model.safetensors or pytorch_model.bin")
 
 # %% ../../nbs/07a_pretrained.ipynb #037711bb
@@ -110,10 +138,12 @@ def load_pretrained(local_dir, # checkpoint directory (HF or mamba_ssm layout)
     "Build a `MambaLM` from a local checkpoint directory; sparse matrices come back with their masks."
     cfg = read_config_json(local_dir)
     layout, config = config_from_dict(cfg)
-    sd, masks = expand_sparse_state_dict(read_weights(local_dir))  # compressed (values + bitmask) entries -> dense + mask
+    try: sd, masks = expand_sparse_state_dict(read_weights(local_dir))  # compressed (values + bitmask) entries -> dense + mask
+    except (KeyError, RuntimeError, TypeError, IndexError) as e:
+        raise ValueError(f"{local_dir}: a compressed sparse tensor is malformed ({type(e).__name__}: {e}); save the model again") from None
     if layout == "hf" and "backbone.embeddings.weight" in sd: sd["backbone.embedding.weight"] = sd.pop("backbone.embeddings.weight")
+    with torch.device("meta"): check_state_dict(sd, MambaLM(config))  # shapes first: a lying config allocates nothing
     model = MambaLM(config)
-    check_state_dict(sd, model)
     if config.tie_embeddings: sd["lm_head.weight"] = sd["backbone.embedding.weight"]
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     for name in cfg.get("sparse_ssm_masked", []):  # saved dense: the mask is where the zeros are
@@ -134,17 +164,45 @@ def hf_config_dict(c:MambaConfig) -> dict:
                 time_step_min=c.dt_min, time_step_max=c.dt_max, time_step_floor=c.dt_init_floor, time_step_scale=c.dt_scale,
                 hidden_act="silu", sparse_ssm=c.to_dict())
 
+
+# %% ../../nbs/07a_pretrained.ipynb #dc18d8ab
+def _umask_mode() -> int:
+    m = os.umask(0); os.umask(m); return 0o666 & ~m
+
+def atomic_write(path, # a file, or a dict {file: data} replaced together
+                 data=None): # bytes, str (UTF-8), or a function that writes to a binary file object
+    "Replace file(s) atomically: all written and synced to temporary files beside them first, then renamed over them."
+    files = path if isinstance(path, dict) else {path: data}
+    tmps = {}
+    try:
+        for p, dat in files.items():
+            p = Path(p); p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmps[p] = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                if callable(dat): dat(f)
+                else: f.write(dat.encode() if isinstance(dat, str) else dat)
+                f.flush(); os.fchmod(f.fileno(), _umask_mode()) if hasattr(os, "fchmod") else None; os.fsync(f.fileno())
+        for p, tmp in tmps.items(): os.replace(tmp, p)
+    finally:
+        for tmp in tmps.values():
+            if os.path.exists(tmp): os.unlink(tmp)
+    for parent in {Path(p).parent for p in files} if hasattr(os, "O_DIRECTORY") else ():  # make the renames durable
+        dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        try: os.fsync(dfd)
+        finally: os.close(dfd)
+
+# %% ../../nbs/07a_pretrained.ipynb #2ad46e3a
 def save_pretrained(model:MambaLM, save_dir, # directory, created if missing
                     compress:bool|None=None): # pruned matrices as values + bitmask; None: whenever the model has masks
-    "Write config.json and model.safetensors (Hugging Face layout; compressed sparse matrices unless compress=False)."
-    from safetensors.torch import save_file
-    d = Path(save_dir); d.mkdir(parents=True, exist_ok=True)
+    "Write config.json and model.safetensors atomically (Hugging Face layout; compressed sparse matrices unless compress=False)."
+    from safetensors.torch import save
+    d = Path(save_dir)
+    if d.exists() and not d.is_dir(): raise ValueError(f"cannot save the model to {d}: it is a file; pass a folder")
     masked = sorted(masked_parameters(model))
     compress = bool(masked) and (compress is None or bool(compress))
     full = sparse_state_dict(model) if compress else model.state_dict()
     sd = {k.replace("backbone.embedding.", "backbone.embeddings."): v.detach().contiguous().cpu() for k, v in full.items()}
     if model.config.tie_embeddings: sd.pop("lm_head.weight")
-    save_file(sd, str(d / "model.safetensors"), metadata={"format": "pt"})
     cfg = hf_config_dict(model.config)
     if masked and not compress: cfg["sparse_ssm_masked"] = masked  # dense file for transformers; masks = the zeros
-    (d / "config.json").write_text(json.dumps(cfg, indent=2))
+    atomic_write({d / "model.safetensors": save(sd, metadata={"format": "pt"}), d / "config.json": json.dumps(cfg, indent=2)})

@@ -318,6 +318,7 @@ def build_once(final, # folder the finished build is renamed to; its existence m
         try:
             print(f"sparse_ssm: building {what} (first use; this takes a few minutes)", file=sys.stderr, flush=True)
             res = build(tmp)
+            m = os.umask(0); os.umask(m); os.chmod(tmp, 0o777 & ~m)  # mkdtemp made it private
             os.rename(tmp, final)
         finally: shutil.rmtree(tmp, ignore_errors=True)
         return res
