@@ -8,10 +8,12 @@ import hashlib, io, json, os, random, re, tempfile
 from pathlib import Path
 import numpy as np
 import torch
+from ..model.pretrained import atomic_write
+
 
 # %% auto #0
-__all__ = ['FORMAT', 'POINTER', 'CheckpointError', 'atomic_write_bytes', 'rng_state', 'set_rng_state', 'save_checkpoint',
-           'has_checkpoint', 'load_checkpoint', 'training_state', 'restore_training_state']
+__all__ = ['FORMAT', 'POINTER', 'CheckpointError', 'rng_state', 'set_rng_state', 'save_checkpoint', 'has_checkpoint',
+           'load_checkpoint', 'training_state', 'restore_training_state']
 
 # %% ../../nbs/16_checkpointing.ipynb #da833d8d
 FORMAT = "sparse_ssm.checkpoint/1"
@@ -20,23 +22,6 @@ POINTER = "latest.json"
 class CheckpointError(ValueError):
     "A checkpoint that exists but cannot be used (corrupt, truncated, wrong format)."
 
-def atomic_write_bytes(path, # final file name
-                       data: bytes, # the complete content
-                      ):
-    "Write `data` to `path` atomically: temp file in the same folder, fsync, `os.replace`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try: os.fsync(dfd)
-        finally: os.close(dfd)
 
 # %% ../../nbs/16_checkpointing.ipynb #5721f735
 def rng_state() -> dict:
@@ -69,10 +54,10 @@ def save_checkpoint(dir, # the run's checkpoint folder
     dir = Path(dir); buf = io.BytesIO()
     torch.save({"format": FORMAT, "step": int(step), **state}, buf)
     data = buf.getvalue(); path = dir/_ckpt_name(step)
-    atomic_write_bytes(path, data)
+    atomic_write(path, data)
     meta = {"format": FORMAT, "file": path.name, "step": int(step), "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest()}
-    atomic_write_bytes(dir/POINTER, json.dumps(meta, indent=1).encode())
+    atomic_write(dir/POINTER, json.dumps(meta, indent=1).encode())
     for old in sorted(dir.glob("ckpt-*.pt"))[:-keep] if keep > 0 else []:
         if old.name != path.name: old.unlink()
     return path
@@ -94,6 +79,8 @@ def _read_pointer(dir: Path) -> dict:
     try:
         meta = json.loads(p.read_text())
         if meta.get("format") != FORMAT or not isinstance(meta.get("file"), str): raise ValueError("wrong format")
+        if not re.fullmatch(r"ckpt-\d+\.pt", meta["file"]): raise ValueError(f"'file' is {meta['file']!r}, not a ckpt-<step>.pt name in this folder")
+        if not isinstance(meta.get("bytes"), int) or not isinstance(meta.get("sha256"), str): raise ValueError("no size or hash")
     except (ValueError, UnicodeDecodeError) as e:
         raise CheckpointError(f"checkpoint pointer {p} is corrupt ({e}); restore it, or pass a ckpt-*.pt file "
                               f"from {dir} directly, or delete {dir} to start afresh") from None
