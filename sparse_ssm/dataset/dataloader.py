@@ -8,6 +8,8 @@ import json, os, sysconfig
 from pathlib import Path
 import numpy as np
 import torch
+from ..model.pretrained import atomic_write
+
 
 # %% auto #0
 __all__ = ['DEFAULT_MODULES', 'TEXT_SUFFIXES', 'PYTHON_ENV', 'default_corpus', 'iter_documents', 'read_documents', 'load_corpus',
@@ -89,16 +91,14 @@ def write_token_file(path, # output .bin path; metadata goes to path + '.json'
                      docs, # iterable of strings (a generator is fine: nothing is held in memory)
                      tokenizer, add_eos: bool = True) -> int:
     "Tokenize `docs` into a flat binary id file; returns the number of tokens."
-    path, dtype, n = Path(path), token_dtype(tokenizer.vocab_size), 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    path, dtype, n = Path(path), token_dtype(tokenizer.vocab_size), [0]
+    def write(f):
         for d in docs:
-            a = np.asarray(tokenizer.encode(d, add_eos=add_eos), dtype=dtype); a.tofile(f); n += len(a)
-    os.replace(tmp, path)
-    meta = {"dtype": np.dtype(dtype).name, "n_tokens": n, "vocab_size": tokenizer.vocab_size}
-    Path(str(path) + ".json").write_text(json.dumps(meta))
-    return n
+            a = np.asarray(tokenizer.encode(d, add_eos=add_eos), dtype=dtype); a.tofile(f); n[0] += len(a)
+    atomic_write(path, write)  # the 07a helper: a crash leaves the old file, never half a new one
+    meta = {"dtype": np.dtype(dtype).name, "n_tokens": n[0], "vocab_size": tokenizer.vocab_size}
+    atomic_write(Path(str(path) + ".json"), json.dumps(meta))
+    return n[0]
 
 def open_token_file(path) -> np.memmap:
     "Map a token file written by `write_token_file` (read-only, nothing loaded)."

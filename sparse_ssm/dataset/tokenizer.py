@@ -7,6 +7,9 @@ from __future__ import annotations
 import json, re, heapq
 from collections import Counter, defaultdict
 from pathlib import Path
+import torch
+from ..model.mamba import check_token_ids
+
 
 # %% auto #0
 __all__ = ['SPECIALS', 'SPLIT_PATTERN', 'MAX_CHUNK', 'ByteTokenizer', 'pretokenize', 'train_bpe', 'BPETokenizer',
@@ -41,11 +44,11 @@ def _wrap(ids, tok, add_bos, add_eos):
     return ([tok.bos_id] if add_bos else []) + ids + ([tok.eos_id] if add_eos else [])
 
 def _check_ids(ids, vocab_size):
-    "Ids (a list, array or tensor) as a list of ints, each in range(vocab_size)."
-    ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
-    bad = [i for i in ids if not 0 <= i < vocab_size]
-    if bad: raise ValueError(f"token id {bad[0]} is outside range(vocab_size={vocab_size}); check that the model and tokenizer match")
-    return ids
+    "Ids (a list, array or tensor) as a list of ints, checked by the package's one validator (`check_token_ids`, chapter 07)."
+    t = torch.as_tensor(ids if hasattr(ids, "__len__") else list(ids))
+    if t.numel() == 0: return []
+    check_token_ids(t, vocab_size, 1)
+    return t.tolist()
 
 def _decode_str(self, ids, errors="replace", skip_special=True) -> str:
     "Ids to text; invalid UTF-8 becomes U+FFFD (errors='replace') or raises (errors='strict')."

@@ -10,7 +10,7 @@ __all__ = ['apply_repetition_penalty', 'top_k_filter', 'top_p_filter', 'sample_n
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from ..model.mamba import MambaCache
+from ..model.mamba import MambaCache, check_token_ids
 
 # %% ../../nbs/18_inference.ipynb #8d32e23c
 def apply_repetition_penalty(logits:Tensor, # (b, V)
@@ -105,7 +105,8 @@ def encode_prompts(tokenizer, prompts:list, # list of prompt strings
         if not ids: raise ValueError(f"prompt {i} is empty: give at least one character of text to condition on")
         if len(ids) > max_prompt_tokens:
             raise ValueError(f"prompt {i} has {len(ids)} tokens, more than max_prompt_tokens={max_prompt_tokens}; shorten it or raise the limit")
-        if max(ids) >= vocab_size: raise ValueError(f"prompt {i} has token id {max(ids)} >= the model's vocab_size {vocab_size}: tokenizer and model do not match")
+        try: check_token_ids(torch.tensor(ids), vocab_size, 1)
+        except ValueError as e: raise ValueError(f"prompt {i}: {e}") from None
         out.append(ids)
     return out
 
