@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['SSD_BACKENDS', 'SSD_CASES', 'check_ssd_inputs', 'ssd_ref', 'make_ssd_inputs', 'segsum', 'ssd_matrix',
-           'choose_ssd_backend', 'ssd', 'check_ssd_backend']
+           'ssd_backend_rule', 'choose_ssd_backend', 'ssd', 'check_ssd_backend']
 
-# %% ../../nbs/07c_ssd.ipynb #97b2001c
-import time
+# %% ../../nbs/07c_ssd.ipynb #7ebda612
+import functools, time
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -122,11 +122,33 @@ def _ssd_chunked(x, dt, A, B, C, chunk_size, initial_state=None):
 # %% ../../nbs/07c_ssd.ipynb #04828bc9
 SSD_BACKENDS = ("ref", "chunked", "cpp", "triton")
 
+def ssd_backend_rule(device_type:str, # "cpu", "cuda", ...
+                     capability:tuple=None, # CUDA compute capability (major, minor)
+                     triton_ok:bool=False, # chapter 05's Triton scan can run here
+                     initial_state:bool=False, # an initial state is given (the fused scans start from zero)
+                    ) -> tuple:
+    "The `ssd` backend for a device described by these facts, and why; returns (name, reason)."
+    if initial_state: return "chunked", "an initial state is given: the chunked algorithm starts from it (the fused scans start from zero)"
+    if device_type == "cuda":
+        if capability is not None and tuple(capability) < (7, 0):
+            return "chunked", f"sm_{capability[0]}{capability[1]} < sm_70 (Pascal rule): no Triton, chunked SSD with an fp32 state"
+        if triton_ok: return "triton", "Triton available: chapter 05's fused Triton scan, one call per group"
+        return "chunked", "Triton unavailable: chunked SSD (matmuls)"
+    return "chunked", "chunked SSD: BLAS matmuls inside chunks; on the CPU it beats the fused C++ scan at Mamba-2 state sizes"
+
+@functools.lru_cache(maxsize=None)
+def _choose_ssd(device, initial_state):
+    if device.type != "cuda": return ssd_backend_rule(device.type, initial_state=initial_state)
+    from sparse_ssm.model.scan import _fused_status
+    return ssd_backend_rule("cuda", torch.cuda.get_device_capability(device), _fused_status("triton", device)[0], initial_state)
+
 def choose_ssd_backend(device="cpu", # where the tensors are
-                       initial_state:bool=False, # an initial state is given (the fused scans start from zero)
+                       initial_state:bool=False, # an initial state is given
                       ) -> tuple:
     "The `ssd` backend for `device`, and why; returns (name, reason)."
-    return "chunked", "chunked SSD: matmuls inside chunks, a short scan across them"
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None: device = torch.device("cuda", torch.cuda.current_device())
+    return _choose_ssd(device, bool(initial_state))
 
 # %% ../../nbs/07c_ssd.ipynb #304975d6
 def ssd(x:Tensor, # inputs (b, l, h, p)
