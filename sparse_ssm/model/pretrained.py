@@ -54,12 +54,15 @@ def config_from_hf(cfg:dict) -> MambaConfig:
 _SSM_CFG_KEYS = {"d_state", "d_conv", "expand", "dt_rank", "dt_min", "dt_max", "dt_init", "dt_scale",
                  "dt_init_floor", "conv_bias", "bias", "use_fast_path", "layer"}
 
+_OTHER_LM = {"Mamba2": "Mamba2LM", "Mamba3": "Mamba3LM"}  # the classes that load the other mamba_ssm layers
+
 def config_from_mamba_ssm(cfg:dict) -> MambaConfig:
     "Translate a state-spaces `mamba_ssm` config dict to ours."
     ssm = cfg.get("ssm_cfg") or {}
+    layer = ssm.get("layer", "Mamba1")
+    if layer != "Mamba1": raise ValueError(f"config.json: ssm_cfg.layer={layer!r} is not a Mamba-1 checkpoint; load it with {_OTHER_LM.get(layer, 'its own class')}.from_pretrained")
     unknown = sorted(set(ssm) - _SSM_CFG_KEYS)
     if unknown: raise ValueError(f"config.json: unsupported ssm_cfg key(s) {unknown}")
-    if ssm.get("layer", "Mamba1") != "Mamba1": raise ValueError(f"config.json: ssm_cfg.layer={ssm['layer']!r} is not supported, only Mamba1")
     if not cfg.get("rms_norm", True): raise ValueError("config.json: rms_norm=false (LayerNorm) is not supported, only RMSNorm")
     if cfg.get("d_intermediate", 0): raise ValueError("config.json: d_intermediate > 0 (MLP layers) is not supported")
     if cfg.get("attn_layer_idx"): raise ValueError("config.json: attn_layer_idx (attention layers) is not supported")
