@@ -12,8 +12,8 @@ import torch
 
 # %% auto #0
 __all__ = ['POSITIVE', 'NONNEG', 'SECTIONS', 'DataConfig', 'TrainConfig', 'GenerateConfig', 'RunConfig', 'preset_dir',
-           'preset_names', 'load_config', 'TaskBatches', 'Data', 'build_data', 'stream_text', 'config_dict', 'train',
-           'generate', 'main']
+           'preset_names', 'load_config', 'model_config', 'build_model', 'TaskBatches', 'Data', 'build_data',
+           'stream_text', 'config_dict', 'train', 'generate', 'main']
 
 # %% ../nbs/20_cli.ipynb #59f18a88
 @dataclass
@@ -147,11 +147,24 @@ def load_config(config: str, # preset name or YAML path
     _check_model(cfg); return cfg
 
 # %% ../nbs/20_cli.ipynb #a4e54a75
+def model_config(model:dict, # the [model] section: `arch` (mamba | mamba2, default mamba) and that architecture's config fields
+                 vocab_size:int|None=None): # filled in when given (a checkpoint's section already holds it)
+    "(config, LM class) for a [model] section: MambaConfig/MambaLM or Mamba2Config/Mamba2LM by `model.arch`."
+    fields = dict(model); arch = fields.pop("arch", "mamba")
+    if arch == "mamba": from sparse_ssm.model.mamba import MambaConfig as C, MambaLM as LM
+    elif arch == "mamba2": from sparse_ssm.model.mamba2 import Mamba2Config as C, Mamba2LM as LM
+    else: raise ValueError(f"unknown model.arch {arch!r}; choose one of ['mamba', 'mamba2']")
+    return C.from_dict(fields if vocab_size is None else {**fields, "vocab_size": vocab_size}), LM
+
+def build_model(model:dict, vocab_size:int|None=None):
+    "The language model a [model] section describes."
+    config, LM = model_config(model, vocab_size)
+    return LM(config)
+
 def _check_model(cfg: RunConfig):
-    "Validate the model section by building its MambaConfig (with a placeholder vocab size)."
-    from sparse_ssm.model.mamba import MambaConfig
+    "Validate the model section by building its config (with a placeholder vocab size)."
     if "vocab_size" in cfg.model: raise ValueError(f"{cfg.source} [model]: leave out vocab_size; it comes from the tokenizer or task")
-    try: MambaConfig.from_dict({**cfg.model, "vocab_size": 8})
+    try: model_config(cfg.model, 8)
     except (TypeError, ValueError) as e: raise ValueError(f"{cfg.source} [model]: {e}") from None
     if cfg.data.task not in (None, "selective_copying"):
         raise ValueError(f"{cfg.source} [data]: unknown task {cfg.data.task!r}; use selective_copying or null for text")
@@ -239,7 +252,6 @@ def train(cfg: RunConfig, resume: bool=False, overwrite: bool=False, out=None) -
     "Train the model `cfg` describes; returns the final validation metrics."
     out = out or sys.stdout
     from torch.nn.parallel import DistributedDataParallel as DDP
-    from sparse_ssm.model.mamba import MambaConfig, MambaLM
     from sparse_ssm.training.optimizer import make_optimizer, make_scheduler
     from sparse_ssm.training import trainer as T
     t = cfg.train
@@ -249,7 +261,7 @@ def train(cfg: RunConfig, resume: bool=False, overwrite: bool=False, out=None) -
     dev = ddp_dev or _device(t.device)
     if t.threads: torch.set_num_threads(t.threads)
     torch.manual_seed(t.seed)
-    model = MambaLM(MambaConfig.from_dict({**cfg.model, "vocab_size": data.vocab_size})).to(dev)
+    model = build_model(cfg.model, data.vocab_size).to(dev)
     opt = make_optimizer(model, t.lr, t.weight_decay)
     sched = make_scheduler(opt, t.warmup_steps, t.max_steps, t.min_lr_ratio)
     cbs = [T.CheckpointCB(t.out_dir, t.ckpt_every, resume, overwrite, extra={"config": config_dict(cfg, data.vocab_size)}),
@@ -286,7 +298,6 @@ def _report(cfg, model, data, res, out):
 def generate(cfg: RunConfig, prompt: str, max_new_tokens: int|None=None, out=None) -> str:
     "Stream a continuation of `prompt` from the checkpoint in `cfg.train.out_dir`."
     out = out or sys.stdout
-    from sparse_ssm.model.mamba import MambaConfig, MambaLM
     from sparse_ssm.dataset.tokenizer import ByteTokenizer
     from sparse_ssm.utils.checkpointing import load_checkpoint, CheckpointError
     g = cfg.generate
@@ -302,7 +313,7 @@ def generate(cfg: RunConfig, prompt: str, max_new_tokens: int|None=None, out=Non
     except FileNotFoundError:
         raise FileNotFoundError(f"no trained model in {cfg.train.out_dir}; train one first: "
                                 f"python -m sparse_ssm train --config {cfg.source}") from None
-    model = MambaLM(MambaConfig.from_dict(ck["config"]["model"]))
+    model = build_model(ck["config"]["model"])
     try: model.load_state_dict(ck["model"])
     except RuntimeError as e: raise CheckpointError(f"the checkpoint in {cfg.train.out_dir} does not match its saved config ({e})") from None
     dev = _device(cfg.train.device); model.to(dev)
