@@ -13,7 +13,8 @@ import torch.utils.checkpoint
 # %% auto #0
 __all__ = ['SCAN_BACKENDS', 'FUSED_CHUNK', 'OPTIMIZER_STATES', 'PRESETS', 'DeviceInfo', 'describe_device', 'choose_precision',
            'choose_scan_backend', 'arch_supported', 'DevicePolicy', 'device_policy', 'checkpoint_blocks', 'param_count',
-           'scan_saved_per_token', 'layer_activation_bytes', 'estimate_memory', 'TrainPreset', 'gtx1080ti_preset']
+           'scan_saved_per_token', 'layer_activation_bytes', 'estimate_memory', 'param_count2', 'mamba2_layer_bytes',
+           'TrainPreset', 'gtx1080ti_preset']
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #fdc2d7a6
 @dataclass
@@ -179,9 +180,10 @@ def checkpoint_blocks(model:nn.Module, # a MambaLM (or any model whose blocks ar
     return model
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #5f707657
-def param_count(config, # a MambaConfig
+def param_count(config, # a MambaConfig (or a Mamba2Config)
                ) -> int:
-    "Number of parameters of `MambaLM(config)`, from the config alone."
+    "Number of parameters of `MambaLM(config)` (or `Mamba2LM(config)`), from the config alone."
+    if hasattr(config, "head_dim"): return param_count2(config)
     D, E, n, R, K = config.d_model, config.d_inner, config.d_state, config.dt_rank, config.d_conv
     bias = 2 * E + D if config.bias else 0
     block = D * 2 * E + E * K + (E if config.conv_bias else 0) + E * (R + 2 * n) + R * E + E + E * n + E + E * D + D + bias
@@ -222,7 +224,8 @@ def _cpu_runs(scan_backend):
     return scan_backend in available_backends("cpu")
 
 def layer_activation_bytes(config, batch_size:int, seq_len:int, dtype=torch.float32, scan_backend:str="chunked") -> int:
-    "Bytes one residual Mamba block saves for its backward pass."
+    "Bytes one residual Mamba block saves for its backward pass (a Mamba-2 block: `mamba2_layer_bytes`)."
+    if hasattr(config, "head_dim"): return mamba2_layer_bytes(config, batch_size, seq_len)
     if scan_backend not in SCAN_BACKENDS:
         raise ValueError(f"unknown scan_backend {scan_backend!r}; use one of ['ref', 'parallel', 'chunked', 'triton', 'cpp']")
     D, E, n, R, K = config.d_model, config.d_inner, config.d_state, config.dt_rank, config.d_conv
@@ -274,6 +277,37 @@ def estimate_memory(config, # a MambaConfig
     else: out.update(activations=config.n_layer * layer + head, workspace=2 * logits + layer)
     out["total"] = sum(v for k, v in out.items() if k != "activations_per_layer")
     return out
+
+# %% ../../nbs/19_gpu_optimizations.ipynb #m2e00001
+def param_count2(config, # a Mamba2Config
+                ) -> int:
+    "Number of parameters of `Mamba2LM(config)`, from the config alone."
+    D, E, n, g, h, K = config.d_model, config.d_inner, config.d_state, config.n_groups, config.nheads, config.d_conv
+    conv, proj = E + 2 * g * n, 2 * E + 2 * g * n + h                  # conv channels; in_proj outputs
+    block = D * proj + conv * K + (conv if config.conv_bias else 0) + 3 * h + E + E * D + D + (proj + D if config.bias else 0)
+    V = config.vocab_size_padded * D
+    return config.n_layer * block + V + D + (0 if config.tie_embeddings else V)
+
+@functools.lru_cache(maxsize=None)
+def _mamba2_saved_per_token(items:tuple, seq_len:int) -> float:
+    "Bytes per token one Mamba-2 residual block saves for backward (fp32, CPU, chunked SSD), measured."
+    from sparse_ssm.model.mamba2 import Mamba2Config, Mamba2Residual
+    c = Mamba2Config.from_dict({**dict(items), "ssd_backend": "chunked"})
+    l = min(seq_len, 2 * c.chunk_size)
+    blk = Mamba2Residual(c)
+    x = torch.randn(2, l, c.d_model, generator=torch.Generator().manual_seed(0)).requires_grad_()  # b=2: b=1 lets some matmuls skip copies
+    skip, seen = {p.untyped_storage().data_ptr() for p in blk.parameters()}, {}
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in skip: seen[st.data_ptr()] = st.nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): blk(x)
+    return sum(seen.values()) / (2 * l)
+
+def mamba2_layer_bytes(config, batch_size:int, seq_len:int) -> int:
+    "Bytes one residual Mamba-2 block saves for its backward pass (measured per token, see above)."
+    items = tuple(sorted((k, tuple(map(tuple, v)) if isinstance(v, list) else v) for k, v in config.to_dict().items()))
+    return int(batch_size * seq_len * _mamba2_saved_per_token(items, seq_len))
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #a6afaf52
 @dataclass
