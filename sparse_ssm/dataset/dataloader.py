@@ -238,13 +238,6 @@ def corpus_cache_dir(cache_dir=None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparse_ssm"
 
 # %% ../../nbs/09_dataloader.ipynb #09222e34
-def _atomic_tmp(path: Path):
-    "A fresh temporary file beside `path` (its name unique to this writer)."
-    import tempfile
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    return os.fdopen(fd, "wb"), tmp
-
 def python_env_corpus(cache_dir=None, # default `corpus_cache_dir()`
                       roots=None, # folders to search; default `python_roots()`
                      ) -> Path:
@@ -258,18 +251,14 @@ def python_env_corpus(cache_dir=None, # default `corpus_cache_dir()`
         except OSError: pass
     path = corpus_cache_dir(cache_dir) / f"{PYTHON_ENV}-{hashlib.sha1(chr(10).join(stats).encode()).hexdigest()[:16]}.bin"
     if path.is_file() and Path(str(path) + ".json").is_file(): return path
-    man, eos, n = python_env_manifest(files=files), ByteTokenizer().eos_id, 0
+    man, eos, n = python_env_manifest(files=files), ByteTokenizer().eos_id, [0]
     if not man: raise ValueError(f"no Python sources found under {roots or python_roots()}; use data.path: null (the default corpus) or your own text")
-    f, tmp = _atomic_tmp(path)
-    with f:
+    def write(f):
         for _, p, _ in man:
             try: data = Path(p).read_bytes()
             except OSError: continue
-            a = np.append(np.frombuffer(data, np.uint8).astype(np.uint16), np.uint16(eos)); a.tofile(f); n += len(a)
-    os.replace(tmp, path)
-    meta = {"dtype": "uint16", "n_tokens": n, "vocab_size": ByteTokenizer().vocab_size, "n_files": len(man),
-            "n_source_files": len(files), "roots": [str(r) for r in (roots or python_roots())]}
-    f, tmp = _atomic_tmp(Path(str(path) + ".json"))
-    with f: f.write(json.dumps(meta).encode())
-    os.replace(tmp, str(path) + ".json")
+            a = np.append(np.frombuffer(data, np.uint8).astype(np.uint16), np.uint16(eos)); a.tofile(f); n[0] += len(a)
+    atomic_write(path, write)  # then the metadata, whose presence says the token file is complete
+    atomic_write(Path(str(path) + ".json"), json.dumps({"dtype": "uint16", "n_tokens": n[0], "vocab_size": ByteTokenizer().vocab_size,
+        "n_files": len(man), "n_source_files": len(files), "roots": [str(r) for r in (roots or python_roots())]}))
     return path
