@@ -4,7 +4,7 @@
 
 # %% ../nbs/41b_gpu_check_training.ipynb #1ce13645
 from __future__ import annotations
-import importlib, statistics, time
+import importlib, importlib.util, statistics, time
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -27,11 +27,10 @@ def _peak_bytes(device, fn) -> int:
     with PeakMemory() as m: fn()
     return m.bytes
 
-def _two_steps(cfg, b, l, amp, ckpt, device):
-    "Build MambaLM(cfg) on `device` and run two AdamW steps (the allocator sees everything a step holds)."
-    from sparse_ssm.model.mamba import MambaLM
+def _two_steps(cfg, LM, b, l, amp, ckpt, device):
+    "Build LM(cfg) on `device` and run two AdamW steps (the allocator sees everything a step holds)."
     from sparse_ssm.inference.gpu_optimizations import checkpoint_blocks
-    m = MambaLM(cfg).to(device)
+    m = LM(cfg).to(device)
     if ckpt: checkpoint_blocks(m)
     ids = torch.randint(0, cfg.vocab_size, (b, l + 1), device=device)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
@@ -42,31 +41,31 @@ def _two_steps(cfg, b, l, amp, ckpt, device):
 
 # %% ../nbs/41b_gpu_check_training.ipynb #a203e12d
 def _memory_cases(ctx):
-    "(label, MambaConfig, batch, length, autocast dtype, checkpointing)."
-    from sparse_ssm.model.mamba import MambaConfig
+    "(label, config, LM class, batch, length, autocast dtype, checkpointing)."
+    from sparse_ssm.model.mamba import MambaConfig, MambaLM
     from sparse_ssm.inference.gpu_optimizations import gtx1080ti_preset
-    if ctx.small:
-        c = lambda bk: MambaConfig(d_model=32, n_layer=2, vocab_size=259, scan_backend=bk)
-        return [("d32x2 b4 l256 fp32 chunked", c("chunked"), 4, 256, None, False),
-                ("d32x2 b4 l256 fp32 chunked ckpt", c("chunked"), 4, 256, None, True)]
-    bks = _gpu_scan_backends(ctx.device)
-    c = lambda bk: MambaConfig(d_model=512, n_layer=8, vocab_size=259, scan_backend=bk)
-    out = [("d512x8 b8 l1024 fp32 chunked", c("chunked"), 8, 1024, None, False),
-           ("d512x8 b8 l1024 fp32 chunked ckpt", c("chunked"), 8, 1024, None, True)]
-    if "triton" in bks:
-        out += [("d512x8 b8 l1024 fp32 triton", c("triton"), 8, 1024, None, False),
-                ("d512x8 b8 l1024 bf16 triton", c("triton"), 8, 1024, torch.bfloat16, False)]
+    D, nl, b, l = (32, 2, 4, 256) if ctx.small else (512, 8, 8, 1024)
+    c = lambda bk: MambaConfig(d_model=D, n_layer=nl, vocab_size=259, scan_backend=bk)
+    out = [(f"d{D}x{nl} b{b} l{l} fp32 chunked", c("chunked"), MambaLM, b, l, None, False),
+           (f"d{D}x{nl} b{b} l{l} fp32 chunked ckpt", c("chunked"), MambaLM, b, l, None, True)]
+    if "triton" in _gpu_scan_backends(ctx.device):
+        out += [(f"d{D}x{nl} b{b} l{l} fp32 triton", c("triton"), MambaLM, b, l, None, False),
+                (f"d{D}x{nl} b{b} l{l} bf16 triton", c("triton"), MambaLM, b, l, torch.bfloat16, False)]
+    if importlib.util.find_spec("sparse_ssm.model.mamba2"):   # chapter 19 estimates Mamba-2 too (chunked SSD, fp32)
+        from sparse_ssm.model.mamba2 import Mamba2Config, Mamba2LM
+        out.append((f"Mamba-2 d{D}x{nl} b{b} l{l} fp32 chunked SSD", Mamba2Config(d_model=D, n_layer=nl, vocab_size=259, ssd_backend="chunked"), Mamba2LM, b, l, None, False))
+    if ctx.small: return out
     p = gtx1080ti_preset()
-    return out + [("gtx1080ti_preset d768x24 b8 l512 fp32 chunked ckpt", p.config, p.batch_size, p.seq_len, None, p.checkpointing)]
+    return out + [("gtx1080ti_preset d768x24 b8 l512 fp32 chunked ckpt", p.config, MambaLM, p.batch_size, p.seq_len, None, p.checkpointing)]
 
 def check_memory(ctx: Ctx):
     "estimate_memory's total against the measured peak of two AdamW steps, for several configs."
     from sparse_ssm.inference.gpu_optimizations import estimate_memory
     rows = ctx.figures.setdefault("rows", [])
-    for label, cfg, b, l, amp, ckpt in _memory_cases(ctx):
+    for label, cfg, LM, b, l, amp, ckpt in _memory_cases(ctx):
         ctx.check_time(); row = dict(config=label); rows.append(row)
-        est = estimate_memory(cfg, b, l, amp or torch.float32, checkpointing=ckpt, scan_backend=cfg.scan_backend)["total"]
-        try: peak = _peak_bytes(ctx.device, lambda: _two_steps(cfg, b, l, amp, ckpt, ctx.device))
+        est = estimate_memory(cfg, b, l, amp or torch.float32, checkpointing=ckpt, scan_backend=getattr(cfg, "scan_backend", "chunked"))["total"]
+        try: peak = _peak_bytes(ctx.device, lambda: _two_steps(cfg, LM, b, l, amp, ckpt, ctx.device))
         except Exception as e: row.update(estimated_GiB=est / 2**30, error=_err(e)); continue
         row.update(estimated_GiB=est / 2**30, measured_GiB=peak / 2**30, ratio=est / peak if peak > 0 else None)
         row["within_0.75_1.5"] = row["ratio"] is not None and 0.75 <= row["ratio"] <= 1.5
