@@ -4,34 +4,17 @@
 
 # %% ../../nbs/09_dataloader.ipynb #8ce26594
 from __future__ import annotations
-import json, os, sysconfig
+import json, os
 from pathlib import Path
 import numpy as np
 import torch
 from ..model.pretrained import atomic_write
-
+from .tokenizer import DEFAULT_MODULES, default_corpus  # chapter 08
 
 # %% auto #0
-__all__ = ['DEFAULT_MODULES', 'TEXT_SUFFIXES', 'PYTHON_ENV', 'default_corpus', 'iter_documents', 'read_documents', 'load_corpus',
-           'token_dtype', 'tokenize_documents', 'write_token_file', 'open_token_file', 'train_val_split', 'LMLoader',
-           'python_roots', 'python_source_files', 'python_env_manifest', 'corpus_cache_dir', 'python_env_corpus']
-
-# %% ../../nbs/09_dataloader.ipynb #ce71a020
-DEFAULT_MODULES = ("argparse", "textwrap", "difflib", "calendar", "fractions", "statistics", "heapq",
-    "functools", "contextlib", "dataclasses", "pathlib", "random", "string", "shutil", "tempfile", "pprint",
-    "csv", "json/decoder", "json/encoder", "enum", "collections/__init__", "abc", "bisect", "copy", "queue",
-    "sched", "shlex", "glob", "fnmatch", "weakref", "base64", "gettext", "cmd", "code", "timeit", "tokenize",
-    "traceback", "warnings", "inspect", "typing", "optparse", "configparser")  # stdlib sources, in order
-
-def default_corpus(max_chars: int | None = None, # cut the corpus to this many characters
-                   modules=DEFAULT_MODULES, # stdlib module paths (without .py) to read, in order
-                  ) -> str:
-    "Text every Python installation carries: stdlib sources of a fixed module list, joined by blank lines."
-    root = Path(sysconfig.get_paths()["stdlib"])
-    docs = [(root / f"{m}.py").read_text(encoding="utf-8") for m in modules if (root / f"{m}.py").is_file()]
-    if not docs: raise ValueError(f"no standard-library sources found under {root}; pass your own text with load_corpus(path)")
-    text = "\n\n".join(docs)
-    return text[:max_chars] if max_chars is not None else text
+__all__ = ['TEXT_SUFFIXES', 'PYTHON_ENV', 'iter_documents', 'read_documents', 'load_corpus', 'token_dtype', 'tokenize_documents',
+           'write_token_file', 'open_token_file', 'train_val_split', 'LMLoader', 'python_roots', 'python_source_files',
+           'python_env_manifest', 'corpus_cache_dir', 'python_env_corpus']
 
 # %% ../../nbs/09_dataloader.ipynb #48780aea
 TEXT_SUFFIXES = (".txt", ".md", ".py", ".json", ".jsonl")  # what a folder contributes

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08_tokenizer.ipynb #454cb911
 from __future__ import annotations
-import json, re, heapq
+import json, re, heapq, sysconfig
 from collections import Counter, defaultdict
 from pathlib import Path
 import torch
@@ -12,8 +12,8 @@ from ..model.mamba import check_token_ids
 
 
 # %% auto #0
-__all__ = ['SPECIALS', 'SPLIT_PATTERN', 'MAX_CHUNK', 'ByteTokenizer', 'pretokenize', 'train_bpe', 'BPETokenizer',
-           'load_tokenizer']
+__all__ = ['SPECIALS', 'SPLIT_PATTERN', 'MAX_CHUNK', 'DEFAULT_MODULES', 'ByteTokenizer', 'pretokenize', 'train_bpe',
+           'BPETokenizer', 'load_tokenizer', 'default_corpus']
 
 # %% ../../nbs/08_tokenizer.ipynb #4aa6f82e
 def _utf8(text: str) -> bytes:
@@ -225,3 +225,20 @@ def load_tokenizer(path=None): # a file (or folder) written by `save`, or None /
     if d.get("type") == "bpe": return BPETokenizer(d["merges"], d["pattern"])
     raise ValueError(f"{p} is not a sparse_ssm tokenizer file (type={d.get('type')!r}); write one with tok.save(path)")
 ByteTokenizer.load = BPETokenizer.load = staticmethod(load_tokenizer)
+
+# %% ../../nbs/08_tokenizer.ipynb #ce71a020
+DEFAULT_MODULES = ("argparse", "textwrap", "difflib", "calendar", "fractions", "statistics", "heapq",
+    "functools", "contextlib", "dataclasses", "pathlib", "random", "string", "shutil", "tempfile", "pprint",
+    "csv", "json/decoder", "json/encoder", "enum", "collections/__init__", "abc", "bisect", "copy", "queue",
+    "sched", "shlex", "glob", "fnmatch", "weakref", "base64", "gettext", "cmd", "code", "timeit", "tokenize",
+    "traceback", "warnings", "inspect", "typing", "optparse", "configparser")  # stdlib sources, in order
+
+def default_corpus(max_chars: int | None = None, # cut the corpus to this many characters
+                   modules=DEFAULT_MODULES, # stdlib module paths (without .py) to read, in order
+                  ) -> str:
+    "Text every Python installation carries: stdlib sources of a fixed module list, joined by blank lines."
+    root = Path(sysconfig.get_paths()["stdlib"])
+    docs = [(root / f"{m}.py").read_text(encoding="utf-8") for m in modules if (root / f"{m}.py").is_file()]
+    if not docs: raise ValueError(f"no standard-library sources found under {root}; pass your own text with load_corpus(path)")
+    text = "\n\n".join(docs)
+    return text[:max_chars] if max_chars is not None else text

@@ -260,18 +260,3 @@ def step(self:MambaLM, input_ids:Tensor, # (b,) or (b, 1): the next token of eac
     for i, layer in enumerate(self.backbone.layers): x = layer.step(x, cache, i)
     cache.seqlen += 1
     return self._logits(x)
-
-# %% ../../nbs/07_mamba.ipynb #da5c571d
-@patch(cls_method=True)
-def from_pretrained(cls:MambaLM, local_dir, # a directory with config.json and weights (HF or mamba_ssm layout)
-                    dtype=None): # cast the loaded model to this dtype
-    "Load a local Mamba checkpoint (Hugging Face or state-spaces layout); no network."
-    from sparse_ssm.model.pretrained import load_pretrained
-    return load_pretrained(local_dir, dtype=dtype)
-
-@patch
-def save_pretrained(self:MambaLM, save_dir, # created if missing
-                    compress=None): # pruned matrices as values + bitmask (None: when the model has masks)
-    "Write config.json + model.safetensors in the Hugging Face layout."
-    from sparse_ssm.model.pretrained import save_pretrained
-    save_pretrained(self, save_dir, compress=compress)

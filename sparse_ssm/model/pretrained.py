@@ -10,6 +10,7 @@ __all__ = ['read_config_json', 'config_from_hf', 'config_from_mamba_ssm', 'confi
 import json, os, tempfile
 from pathlib import Path
 import torch
+from fastcore.basics import patch
 from .mamba import MambaConfig, MambaLM
 from .sparse import apply_mask, masked_parameters
 from .sparse_storage import expand_sparse_state_dict, sparse_state_dict
@@ -209,3 +210,16 @@ def save_pretrained(model:MambaLM, save_dir, # directory, created if missing
     cfg = hf_config_dict(model.config)
     if masked and not compress: cfg["sparse_ssm_masked"] = masked  # dense file for transformers; masks = the zeros
     atomic_write({d / "model.safetensors": save(sd, metadata={"format": "pt"}), d / "config.json": json.dumps(cfg, indent=2)})
+
+# %% ../../nbs/07a_pretrained.ipynb #4aab1404
+@patch(cls_method=True)
+def from_pretrained(cls:MambaLM, local_dir, # a directory with config.json and weights (HF or mamba_ssm layout)
+                    dtype=None): # cast the loaded model to this dtype
+    "Load a local Mamba checkpoint (Hugging Face or state-spaces layout); no network."
+    return load_pretrained(local_dir, dtype=dtype)
+
+@patch
+def save_pretrained(self:MambaLM, save_dir, # created if missing
+                    compress=None): # pruned matrices as values + bitmask (None: when the model has masks)
+    "Write config.json + model.safetensors in the Hugging Face layout."
+    save_pretrained(self, save_dir, compress=compress)  # the function above: @patch leaves module names alone

@@ -5,13 +5,15 @@
 # %% auto #0
 __all__ = ['CHUNK_SIZE', 'PURE_BACKENDS', 'FUSED_BACKENDS', 'CPU_PURE_BACKEND', 'SCAN_TOL', 'SCAN_CASES', 'check_scan_inputs',
            'pscan', 'available_backends', 'choose_backend', 'selective_scan', 'make_scan_inputs', 'check_scan_backend',
-           'benchmark_scan']
+           'benchmark_scan', 'SelectiveSSM']
 
 # %% ../../nbs/05_scan.ipynb #4aeb00e5
-import functools, importlib
+import functools, importlib, math
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import nn, Tensor
+from fastcore.basics import patch
+from .selective_param import A_log_init, dt_proj_init_, selective_params
 
 # %% ../../nbs/05_scan.ipynb #ccc83d2c
 def _expect(name, t, shape, dims):
@@ -288,3 +290,49 @@ def benchmark_scan(backends=None, # names; default the pure backends
     print(f"selective_scan fwd+bwd, b={b} l={l} d={d} n={n} {dtype} on {device}, {torch.get_num_threads()} threads")
     for k, v in med.items(): print(f"  {k:>9}: {v:9.1f} ms  x{v / best:5.2f}")
     return med
+
+# %% ../../nbs/05_scan.ipynb #c407b3a7
+class SelectiveSSM(nn.Module):
+    "Selective SSM (S6): x (b, l, d_inner) -> y (b, l, d_inner), parameters computed from x."
+    def __init__(self, d_inner:int, # channels d
+                 d_state:int=16, # state size n
+                 dt_rank:int=None, # rank r of the step-size projection; None: ceil(d_inner / 16)
+                 dt_min=1e-3, dt_max=1e-1, dt_init_floor=1e-4, dt_scale=1.0, # see `dt_proj_init_`
+                 A_init="s4d_real", # "s4d_real" or "legs", see `A_log_init`
+                 selective_A=False, # input-dependent scale of A
+                 selective_D=False, # input-dependent skip D
+                 backend="auto", # scan backend, see `selective_scan`
+                ):
+        super().__init__()
+        self.d_inner, self.d_state, self.backend = d_inner, d_state, backend
+        self.dt_rank = dt_rank or math.ceil(d_inner / 16)
+        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = dt_proj_init_(nn.Linear(self.dt_rank, d_inner), dt_min, dt_max, dt_init_floor, dt_scale)
+        self.A_log = nn.Parameter(A_log_init(d_inner, d_state, A_init))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.a_proj = nn.Linear(d_inner, 1) if selective_A else None
+        self.D_proj = nn.Linear(d_inner, d_inner) if selective_D else None
+        for m in (self.a_proj, self.D_proj):
+            if m is not None: nn.init.zeros_(m.weight); nn.init.zeros_(m.bias)
+
+# %% ../../nbs/05_scan.ipynb #fc1749c3
+@patch
+def forward(self:SelectiveSSM, x:Tensor, # input (b, l, d_inner)
+            z:Tensor=None, # optional gate (b, l, d_inner): y *= silu(z)
+            return_last_state=False, # also return the final state (b, d_inner, d_state)
+           ):
+    "Run the selective scan with parameters computed from `x`."
+    delta, B, C = selective_params(x, self.x_proj, self.dt_proj, self.dt_rank, self.d_state)
+    A = -torch.exp(self.A_log.float())                                # (d, n)
+    if self.a_proj is None and self.D_proj is None:
+        return selective_scan(x, delta, A, B, C, self.D, z, delta_softplus=True,
+                              return_last_state=return_last_state, backend=self.backend)
+    u, delta = x, F.softplus(delta)
+    if self.a_proj is not None:
+        s = (2 * torch.sigmoid(self.a_proj(x))).clamp(min=1e-3)       # (b, l, 1)
+        u, delta = x / s, delta * s
+    out = selective_scan(u, delta, A, B, C, return_last_state=True, backend=self.backend)
+    D = self.D if self.D_proj is None else self.D + self.D_proj(x)     # (d,) or (b, l, d)
+    y = out[0] + D * x
+    if z is not None: y = y * F.silu(z)
+    return (y, out[1]) if return_last_state else y
