@@ -4,7 +4,7 @@
 
 # %% ../../nbs/09_dataloader.ipynb #8ce26594
 from __future__ import annotations
-import json, os
+import json, os, sysconfig
 from pathlib import Path
 import numpy as np
 import torch

@@ -256,18 +256,3 @@ def shrink_heads(model:Mamba2LM, amount:float, method:str="magnitude", calib_dat
     small = Mamba2LM(Mamba2Config.from_dict({**c.to_dict(), "n_heads": len(keeps[0])})).to(w.device, w.dtype)
     small.load_state_dict(sd)
     return small.train(model.training)
-
-# %% ../../nbs/07d_mamba2.ipynb #e116b187
-@patch(cls_method=True)
-def from_pretrained(cls:Mamba2LM, local_dir, # a directory with config.json and weights (transformers or mamba_ssm layout)
-                    dtype=None): # cast the loaded model to this dtype
-    "Load a local Mamba-2 checkpoint (transformers or mamba_ssm layout); no network."
-    from sparse_ssm.model.mamba2_pretrained import load_pretrained2
-    return load_pretrained2(local_dir, dtype=dtype)
-
-@patch
-def save_pretrained(self:Mamba2LM, save_dir, # created if missing
-                    compress=None): # pruned matrices as values + bitmask (None: when the model has masks)
-    "Write config.json + model.safetensors in the transformers Mamba-2 layout."
-    from sparse_ssm.model.mamba2_pretrained import save_pretrained2
-    save_pretrained2(self, save_dir, compress=compress)

@@ -10,6 +10,7 @@ __all__ = ['config2_from_hf', 'config2_from_mamba_ssm', 'config2_from_dict', 'lo
 import json, math
 from pathlib import Path
 import torch
+from fastcore.basics import patch
 from .mamba2 import Mamba2Config, Mamba2LM
 from .pretrained import read_config_json, read_weights, check_state_dict, _need
 from .sparse import apply_mask, masked_parameters
@@ -124,3 +125,16 @@ def save_pretrained2(model:Mamba2LM, save_dir, # directory, created if missing
     cfg = hf_config2_dict(model.config)
     if masked and not compress: cfg["sparse_ssm_masked"] = masked
     (d / "config.json").write_text(json.dumps(cfg, indent=2))
+
+# %% ../../nbs/07e_mamba2_pretrained.ipynb #f7b7273b
+@patch(cls_method=True)
+def from_pretrained(cls:Mamba2LM, local_dir, # a directory with config.json and weights (transformers or mamba_ssm layout)
+                    dtype=None): # cast the loaded model to this dtype
+    "Load a local Mamba-2 checkpoint (transformers or mamba_ssm layout); no network."
+    return load_pretrained2(local_dir, dtype=dtype)
+
+@patch
+def save_pretrained(self:Mamba2LM, save_dir, # created if missing
+                    compress=None): # pruned matrices as values + bitmask (None: when the model has masks)
+    "Write config.json + model.safetensors in the transformers Mamba-2 layout."
+    save_pretrained2(self, save_dir, compress=compress)
