@@ -49,8 +49,9 @@ def sample_next(logits:Tensor, # (b, V)
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]  # (b,)
 
 # %% ../../nbs/18_inference.ipynb #1e87c9bc
-def stack_caches(caches:list) -> MambaCache:
-    "Concatenate batch-1 caches along the batch dimension."
+def stack_caches(caches:list): # caches of one model, e.g. one per prompt
+    "Concatenate caches along the batch dimension (a cache class with a `cat` classmethod concatenates itself)."
+    if hasattr(type(caches[0]), "cat"): return type(caches[0]).cat(caches)
     cat = lambda ts: torch.cat(ts, 0)
     return MambaCache([cat(t) for t in zip(*(c.conv_states for c in caches))],
                       [cat(t) for t in zip(*(c.ssm_states for c in caches))], max(c.seqlen for c in caches))
