@@ -147,13 +147,14 @@ def load_config(config: str, # preset name or YAML path
     _check_model(cfg); return cfg
 
 # %% ../nbs/20_cli.ipynb #a4e54a75
-def model_config(model:dict, # the [model] section: `arch` (mamba | mamba2, default mamba) and that architecture's config fields
+def model_config(model:dict, # the [model] section: `arch` (mamba | mamba2 | mamba3, default mamba) and that architecture's config fields
                  vocab_size:int|None=None): # filled in when given (a checkpoint's section already holds it)
-    "(config, LM class) for a [model] section: MambaConfig/MambaLM or Mamba2Config/Mamba2LM by `model.arch`."
+    "(config, LM class) for a [model] section: MambaConfig/MambaLM, Mamba2Config/Mamba2LM or Mamba3Config/Mamba3LM by `model.arch`."
     fields = dict(model); arch = fields.pop("arch", "mamba")
     if arch == "mamba": from sparse_ssm.model.mamba import MambaConfig as C, MambaLM as LM
     elif arch == "mamba2": from sparse_ssm.model.mamba2 import Mamba2Config as C, Mamba2LM as LM
-    else: raise ValueError(f"unknown model.arch {arch!r}; choose one of ['mamba', 'mamba2']")
+    elif arch == "mamba3": from sparse_ssm.model.mamba3 import Mamba3Config as C, Mamba3LM as LM
+    else: raise ValueError(f"unknown model.arch {arch!r}; choose one of ['mamba', 'mamba2', 'mamba3']")
     return C.from_dict(fields if vocab_size is None else {**fields, "vocab_size": vocab_size}), LM
 
 def build_model(model:dict, vocab_size:int|None=None):
