@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from .model.scan import selective_scan, make_scan_inputs, available_backends
 from .model.mamba import MambaConfig, MambaLM
 from .model.mamba2 import Mamba2Config, Mamba2LM
+from .model.mamba3 import Mamba3Config, Mamba3LM
 from .model.bench import MambapyLM, train_step_fn, format_table
 
 # %% ../nbs/40_benchmarks.ipynb #d9effc13
@@ -176,14 +177,15 @@ def bench_training(batch_size=8, seq_len=512, d_model=256, n_layer=4, vocab_size
 def bench_archs(lengths=(128, 512, 2048), # sequence lengths L
                 tokens:int=4096, # tokens per step (batch = tokens // L, at least 1)
                 d_model:int=256, n_layer:int=4, vocab_size:int=256, reps:int=3) -> list:
-    "Rows {name, L, batch, params, s_per_step, tokens_per_s, vs_mamba}: Mamba-1, Mamba-2 and a matched Transformer training."
+    "Rows {name, L, batch, params, s_per_step, tokens_per_s, vs_mamba}: Mamba-1, Mamba-2, Mamba-3 and a matched Transformer training."
     rows = []
     for l in lengths:
         b = max(1, tokens // l)
         torch.manual_seed(0); m1 = MambaLM(MambaConfig(d_model=d_model, n_layer=n_layer, vocab_size=vocab_size))
         torch.manual_seed(0); m2 = Mamba2LM(Mamba2Config(d_model=d_model, n_layer=n_layer, vocab_size=vocab_size, d_state=64, head_dim=64, chunk_size=64))
+        torch.manual_seed(0); m3 = Mamba3LM(Mamba3Config(d_model=d_model, n_layer=n_layer, vocab_size=vocab_size, d_state=64, headdim=64, chunk_size=64))
         torch.manual_seed(0); tr = matched_transformer(n_params(m1), m1.config.vocab_size_padded, n_layer)
-        models = {"MambaLM": m1, "Mamba2LM": m2, "Transformer (sdpa)": tr}
+        models = {"MambaLM": m1, "Mamba2LM": m2, "Mamba3LM": m3, "Transformer (sdpa)": tr}
         times = time_calls({k: train_step_fn(m, b, l, vocab_size) for k, m in models.items()}, reps=reps, warmup=1)
         rs = [dict(name=k, L=l, batch=b, params=n_params(models[k]), s_per_step=statistics.median(w),
                    tokens_per_s=b * l / statistics.median(w)) for k, (w, c) in times.items()]
@@ -218,7 +220,7 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
     print(f"\ntraining, batch {tb}, length {tl}, d_model {td}, {tn} layers, byte vocab")
     print(format_table(bench_training(tb, tl, td, tn, reps=a.reps), ["name", "params", "s_per_step", "cpu_s", "tokens_per_s", "vs_mambapy", "vs_mambapy_cpu"]))
     al = (32, 64) if a.quick else (128, 512, 2048)
-    print(f"\ntraining tokens/s against length: Mamba-1, Mamba-2 and the Transformer at about equal parameters, d_model {td}, {tn} layers, {tb * tl} tokens per step")
+    print(f"\ntraining tokens/s against length: Mamba-1, Mamba-2, Mamba-3 and the Transformer at about equal parameters, d_model {td}, {tn} layers, {tb * tl} tokens per step")
     print(format_table(bench_archs(al, tb * tl, td, tn, reps=a.reps), ["name", "L", "batch", "params", "s_per_step", "tokens_per_s", "vs_mamba"]))
     if a.full:
         print(f"\ntraining step against length, batch 1, d_model {td}, {tn} layers")
