@@ -15,7 +15,7 @@ import argparse, html.parser, json, pathlib, re, shutil, subprocess, sys, tempfi
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import docs
 
-PAGES = {"index": "index.ipynb", "01_hippo": "01_hippo.ipynb", "30_train_and_generate": "30_train_and_generate.ipynb"}
+PAGES = ("index", "01_hippo", "30_train_and_generate")  # found anywhere under nbs/, so nbs/spine/... works too
 EXECUTE = {"01_hippo"}  # executed into a temporary copy when saved without outputs (seconds, no training)
 TEX = re.compile(r"(?<![\w$\\])\$(?=\S)[^$]*?(?<=\S)\$(?!\d)|\\\(|\\\[")  # $x$ (as pandoc reads it), \( or \[ left as text
 
@@ -67,15 +67,28 @@ def expected(nb_path):
 
 def has_outputs(nb_path): return any(c.get("outputs") for c in json.loads(pathlib.Path(nb_path).read_text())["cells"])
 
+def notebooks():
+    "{stem: path relative to nbs/} of the checked notebooks."
+    found = {p.stem: p.relative_to(docs.NBS) for p in docs.NBS.rglob("*.ipynb") if p.stem in PAGES and ".ipynb_checkpoints" not in p.parts}
+    missing = [s for s in PAGES if s not in found]
+    if missing: sys.exit(f"error: no notebook {', '.join(missing)} under {docs.NBS}")
+    return found
+
+def page_path(rel):
+    "Where a notebook's page is: quarto's name for it, as nbdev's links expect (01_hippo -> hippo.html)."
+    from nbdev.doclinks import _nbpath2html
+    return rel.parent / _nbpath2html(pathlib.Path(rel.name)).name
+
 def prepare(tmp):
     "Copies of the checked notebooks, 01_hippo executed if it was saved without outputs."
     src = tmp / "nbs"; src.mkdir()
-    for stem, rel in PAGES.items():
+    for stem, rel in notebooks().items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(docs.NBS / rel, src / rel)
         if stem in EXECUTE and not has_outputs(src / rel):
             print(f"{rel} has no saved outputs: executing a temporary copy")
             code = f"from execnb.shell import CaptureShell; CaptureShell().execute({str(src / rel)!r}, {str(src / rel)!r}, exc_stop=True)"
-            subprocess.run([sys.executable, "-c", code], check=True, cwd=docs.NBS, timeout=600)  # where nbdev_test runs it
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=docs.NBS / rel.parent, timeout=600)  # where nbdev_test runs it
     return src
 
 def main(site=None, shots="docs_check"):
@@ -85,8 +98,8 @@ def main(site=None, shots="docs_check"):
         tmp = pathlib.Path(tmp)
         if site: site, src = pathlib.Path(site), docs.NBS
         else: src = prepare(tmp); site = docs.build_pandoc(src, tmp / "site")
-        for stem, rel in PAGES.items():
-            page = site / f"{stem}.html"
+        for stem, rel in notebooks().items():
+            page = site / page_path(rel)
             if not page.exists(): failures.append(f"{page}: not built"); continue
             want_math, want_figs = expected(src / rel)
             d = DomStats(); d.feed(browse(page.as_uri(), tmp / "profile", "--dump-dom"))
@@ -99,8 +112,8 @@ def main(site=None, shots="docs_check"):
             if not ("The spine" in text and "The annex" in text): failures.append(f"{stem}: the sidebar's spine and annex are missing")
             browse(page.as_uri(), tmp / "profile", "--window-size=1280,1600", f"--screenshot={(shots / f'{stem}.png').resolve()}")
             if stem == "01_hippo" and d.imgs:  # the first figure: headless Chromium paints a #fragment only in a frame
-                frame = site / "_figure.html"
-                frame.write_text(f'<body style="margin:0"><iframe src="{stem}.html#{getattr(d, "first_img_anchor", "")}" '
+                frame = page.parent / "_figure.html"
+                frame.write_text(f'<body style="margin:0"><iframe src="{page.name}#{getattr(d, "first_img_anchor", "")}" '
                                  'style="border:0;width:1280px;height:1600px"></iframe></body>')
                 browse(frame.as_uri(), tmp / "profile", "--window-size=1280,1600", f"--screenshot={(shots / f'{stem}_figure.png').resolve()}")
                 frame.unlink()

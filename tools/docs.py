@@ -11,7 +11,7 @@ quarto exists; elsewhere the notebooks go through nbdev's own processing (`proc_
 `nbdev_docs` starts with) and then pandoc, which quarto also runs underneath. Neither executes a
 notebook: a page shows the outputs its notebook was saved with. Maths is MathML in both.
 """
-import argparse, html, json, os, pathlib, re, shutil, subprocess, sys, tempfile
+import argparse, html, json, os, pathlib, posixpath, re, shutil, subprocess, sys, tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
@@ -117,18 +117,30 @@ def _for_pandoc(nb):
         cells.append({**c, "source": "" if d.get("echo") == "false" else body, "outputs": outs, "execution_count": None})
     return {**nb, "cells": cells}, front
 
-def _nav_html(page, titles):
-    "The sidebar as nested lists, from nbs/sidebar.yml."
+def _nav_html(page, pages):
+    "The sidebar as nested lists, from nbs/sidebar.yml; `pages` maps notebook stems to (title, output path)."
     import yaml
     side = yaml.safe_load((NBS / "sidebar.yml").read_text())["website"]["sidebar"]["contents"]
+    here = posixpath.dirname(pages[page][1])
     def item(e):
         if isinstance(e, dict):
             return f'<li class="section"><span>{html.escape(e["section"])}</span><ul>{"".join(map(item, e["contents"]))}</ul></li>'
-        stem = pathlib.Path(e).with_suffix("").as_posix()
-        if stem not in titles: return ""
+        stem = posixpath.splitext(e)[0]
+        if stem not in pages: return ""
         cur = ' class="current"' if stem == page else ""
-        return f'<li{cur}><a href="{stem}.html">{html.escape(titles[stem])}</a></li>'
+        return f'<li{cur}><a href="{posixpath.relpath(pages[stem][1], here or ".")}">{html.escape(pages[stem][0])}</a></li>'
     return f'<nav id="sidebar"><ul>{"".join(map(item, side))}</ul></nav>'
+
+def _relink(text, page, pages):
+    "Links to notebooks and nbdev's links to the published site, made relative to this page."
+    from nbdev.config import get_config
+    cfg, here = get_config(), posixpath.dirname(pages[page][1]) or "."
+    site = f"{cfg.doc_host}{cfg.doc_baseurl}".rstrip("/") + "/"
+    def nb(m):
+        stem = posixpath.normpath(posixpath.join(posixpath.dirname(page), m[1]))
+        return f'href="{posixpath.relpath(pages[stem][1], here)}{m[2] or ""}"' if stem in pages else m[0]
+    text = re.sub(r'href="([^":#]+)\.ipynb(#[^"]*)?"', nb, text)
+    return re.sub(r'href="' + re.escape(site) + r'([^"]*)"', lambda m: f'href="{posixpath.relpath(m[1] or "index.html", here)}"', text)
 
 CSS = """body{max-width:52em;margin:0 0 0 19em;padding:1em 2em}
 #sidebar{position:fixed;top:0;left:0;bottom:0;width:17em;overflow:auto;padding:1em;background:#f6f6f6;font-size:.85em}
@@ -162,29 +174,30 @@ def proc_nbs(src_dir):
         return pathlib.Path(nbdev.serve.proc_nbs(str(src_dir), n_workers=0, force=True))  # in this process: the patch holds
 
 def build_pandoc(src_dir, out):
-    "The site from the notebooks in `src_dir`, through nbdev's processing and pandoc."
+    "The site from the notebooks in `src_dir`, through nbdev's processing and pandoc; pages named as quarto names them."
+    from nbdev.doclinks import _nbpath2html
     cache = proc_nbs(src_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pages = {}
+    nbs, pages = {}, {}
     for p in sorted(cache.rglob("*.ipynb")):
-        nb, front = _for_pandoc(json.loads(p.read_text()))
-        pages[p.relative_to(cache).with_suffix("").as_posix()] = (nb, front)
-    titles = {k: (f.get("title") or k) for k, (nb, f) in pages.items()}
+        stem = p.relative_to(cache).with_suffix("").as_posix()
+        nbs[stem] = nb, front = _for_pandoc(json.loads(p.read_text()))
+        name = front.get("output-file") or _nbpath2html(pathlib.Path(p.name)).name  # e.g. 07c_ssd -> ssd.html
+        pages[stem] = (front.get("title") or stem, posixpath.join(posixpath.dirname(stem), name))
     pandoc = pandoc_path()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         (tmp / "style.css").write_text(CSS)
-        for stem, (nb, front) in pages.items():
+        for stem, (nb, front) in nbs.items():
             (tmp / "nb.ipynb").write_text(json.dumps(nb))
-            meta = {"title": front.get("title", stem), "subtitle": front.get("description", "")}
-            (tmp / "meta.json").write_text(json.dumps(meta))
-            (tmp / "nav.html").write_text(_nav_html(stem, titles))
-            dest = out / f"{stem}.html"
+            (tmp / "meta.json").write_text(json.dumps({"title": pages[stem][0], "subtitle": front.get("description", "")}))
+            (tmp / "nav.html").write_text(_nav_html(stem, pages))
+            dest = out / pages[stem][1]
             dest.parent.mkdir(parents=True, exist_ok=True)
             subprocess.run([pandoc, str(tmp / "nb.ipynb"), "-f", "ipynb", "-t", "html5", "-s", "--mathml",
                             "--embed-resources", "--css", str(tmp / "style.css"), "--metadata-file", str(tmp / "meta.json"),
                             "--include-before-body", str(tmp / "nav.html"), "-o", str(dest)], check=True, cwd=tmp)
-            dest.write_text(re.sub(r'href="([^":#]+)\.ipynb(#[^"]*)?"', r'href="\1.html\2"', dest.read_text()))
+            dest.write_text(_relink(dest.read_text(), stem, pages))
     return out
 
 def build_quarto(out):
