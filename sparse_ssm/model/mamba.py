@@ -14,7 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
-from .scan import selective_scan, PURE_BACKENDS, FUSED_BACKENDS
+from .scan import selective_scan, choose_backend, PURE_BACKENDS, FUSED_BACKENDS
+from .scan_cpu import causal_conv1d_silu
 from .selective_param import A_INITS, A_log_init, dt_proj_init_, selective_params
 
 # %% ../../nbs/07_mamba.ipynb #5edd62f6
@@ -130,21 +131,26 @@ class MambaBlock(nn.Module):
 
 
 # %% ../../nbs/07_mamba.ipynb #9f5909ae
+def _conv_silu(self:MambaBlock, xs:Tensor): # (b, l, d_inner), a view into in_proj's output
+    "silu(causal depthwise conv(xs)) as (b, l, d_inner): chapter 05a's fused kernel with the fused scan, else nn.Conv1d."
+    if self.config.scan_backend in ("auto", "cpp") and xs.device.type == "cpu" and choose_backend(xs.device)[0] == "cpp":
+        return causal_conv1d_silu(xs, self.conv1d.weight, self.conv1d.bias)
+    return F.silu(self.conv1d(xs.transpose(1, 2))[..., :xs.shape[1]]).transpose(1, 2)
+
 @patch
 def forward(self:MambaBlock, x:Tensor, # (b, l, d_model)
             cache=None, layer:int=0): # a `MambaCache` to fill (prefill); index of this block in it
     "Mix a whole sequence; optionally record the recurrent state in `cache`."
     c, l = self.config, x.shape[1]
     xs, z = self.in_proj(x).chunk(2, -1)                           # (b, l, d_inner) each
-    xc = xs.transpose(1, 2)                                         # (b, d_inner, l)
-    u = F.silu(self.conv1d(xc)[..., :l]).transpose(1, 2)            # (b, l, d_inner)
+    u = _conv_silu(self, xs)                                        # (b, l, d_inner)
     delta, B, C = selective_params(u, self.x_proj, self.dt_proj, self.dt_rank, self.d_state)  # (b, l, d), (b, l, n) x2
     A = -torch.exp(self.A_log)                                      # (d_inner, d_state)
     out = selective_scan(u, delta, A, B, C, self.D, z, delta_softplus=True,  # dt_proj's bias is in delta already
                          return_last_state=cache is not None, backend=c.scan_backend)
     if cache is None: return self.out_proj(out)
     y, h = out
-    cache.conv_states[layer] = F.pad(xc, (c.d_conv - l, 0))        # (b, d_inner, d_conv): last inputs, zero-padded
+    cache.conv_states[layer] = F.pad(xs.transpose(1, 2), (c.d_conv - l, 0))  # (b, d_inner, d_conv): last inputs, zero-padded
     cache.ssm_states[layer] = h                                     # (b, d_inner, d_state)
     return self.out_proj(y)
 
