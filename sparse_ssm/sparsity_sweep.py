@@ -11,6 +11,7 @@ from fastcore.script import call_parse
 from .model.mamba import MambaConfig, MambaLM
 from .model.sparse import prune, masked_parameters, sparsity_report
 from .model.sparse_storage import sparse_state_dict, state_bytes, to_sparse_compute
+from .model.scan import time_interleaved
 from .dataset.tokenizer import ByteTokenizer
 from .dataset.dataloader import default_corpus, train_val_split, LMLoader
 from .training.optimizer import make_optimizer, make_scheduler
@@ -39,8 +40,8 @@ def train_lm(model, train_dl, steps:int, lr:float=3e-3, warmup:int=20):
 def tokens_per_second(model, batch_size:int=8, seq_len:int=128, reps:int=5, seed:int=0):
     "Median inference throughput of `model`'s forward pass on random ids."
     ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_len), generator=torch.Generator().manual_seed(seed))
-    model.eval(); model(ids); ts = []
-    for _ in range(reps): t0 = time.perf_counter(); model(ids); ts.append(time.perf_counter() - t0)
+    model.eval()
+    ts = time_interleaved({"fwd": lambda: model(ids)}, reps=reps)["fwd"]["wall"]
     return batch_size * seq_len / sorted(ts)[reps // 2]
 
 # %% ../nbs/32_sparsity_sweep.ipynb #4e69aa95

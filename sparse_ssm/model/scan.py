@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['CHUNK_SIZE', 'PURE_BACKENDS', 'FUSED_BACKENDS', 'CPU_PURE_BACKEND', 'SCAN_TOL', 'SCAN_CASES', 'check_scan_inputs',
            'pscan', 'available_backends', 'choose_backend', 'selective_scan', 'make_scan_inputs', 'check_scan_backend',
-           'benchmark_scan', 'SelectiveSSM']
+           'time_interleaved', 'benchmark_scan', 'SelectiveSSM']
 
 # %% ../../nbs/05_scan.ipynb #4aeb00e5
 import functools, importlib, math
@@ -270,22 +270,32 @@ def check_scan_backend(backend, # a `selective_scan` backend name, or a callable
 def _sync(device):
     if torch.device(device).type == "cuda": torch.cuda.synchronize(device)
 
+def time_interleaved(fns:dict, # name -> zero-argument callable
+                     reps:int=3, warmup:int=1, # timed rounds; untimed rounds first
+                     device="cpu") -> dict: # synchronised around each call when a GPU
+    "name -> {'wall': seconds, 'cpu': process CPU seconds} per round; every round calls every fn once."
+    import time
+    for _ in range(warmup):
+        for f in fns.values(): f()
+    out = {k: {"wall": [], "cpu": []} for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items():
+            _sync(device); w, c = time.perf_counter(), time.process_time()
+            f(); _sync(device)
+            out[k]["wall"].append(time.perf_counter() - w); out[k]["cpu"].append(time.process_time() - c)
+    return out
+
 def benchmark_scan(backends=None, # names; default the pure backends
                    b=8, l=512, d=512, n=16, # MambaLM training shapes by default
                    reps=5, # timed repetitions per backend (after one warm-up)
                    dtype=torch.float32, device="cpu", seed=0):
     "Print and return the median forward+backward milliseconds of each scan backend."
-    import time, statistics
+    import statistics
     backends = list(backends or PURE_BACKENDS)
     inp = make_scan_inputs(b, l, d, n, dtype=dtype, device=device, seed=seed)
-    times = {k: [] for k in backends}
-    for r in range(reps + 1):
-        for bk in backends:
-            _sync(device); t0 = time.perf_counter()
-            selective_scan(**inp, delta_softplus=True, backend=bk).float().square().mean().backward()
-            _sync(device)
-            if r: times[bk].append((time.perf_counter() - t0) * 1e3)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    run = lambda bk: lambda: selective_scan(**inp, delta_softplus=True, backend=bk).float().square().mean().backward()
+    times = time_interleaved({bk: run(bk) for bk in backends}, reps=reps, warmup=1, device=device)
+    med = {k: 1e3 * statistics.median(v["wall"]) for k, v in times.items()}
     best = min(med.values())
     print(f"selective_scan fwd+bwd, b={b} l={l} d={d} n={n} {dtype} on {device}, {torch.get_num_threads()} threads")
     for k, v in med.items(): print(f"  {k:>9}: {v:9.1f} ms  x{v / best:5.2f}")

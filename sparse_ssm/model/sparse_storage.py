@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 from .sparse import apply_mask, masked_parameters, make_mask, get_mask, remove_mask
+from .scan import time_interleaved
 
 # %% auto #0
 __all__ = ['SUFFIXES', 'compress', 'decompress', 'sparse_state_dict', 'expand_sparse_state_dict', 'load_sparse_state_dict',
@@ -114,8 +115,7 @@ def to_sparse_compute(model:nn.Module, # a pruned model (masks attached)
 
 # %% ../../nbs/06a_sparse_storage.ipynb #2b654bc2
 def _median_time(f, reps=7):
-    f(); ts = []
-    for _ in range(reps): t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+    ts = time_interleaved({"f": f}, reps=reps)["f"]["wall"]
     return sorted(ts)[reps // 2]
 
 # %% ../../nbs/06a_sparse_storage.ipynb #2a3fa84a
