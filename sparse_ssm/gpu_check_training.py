@@ -124,7 +124,7 @@ def _contenders(ctx, d, nl, V):
         out["MambaLM (fp32 chunked, the Pascal path)"] = (lambda: LM(Cfg(d_model=d, n_layer=nl, vocab_size=V, scan_backend="chunked")), None, False, "scan_backend=chunked")
     try:
         import mambapy  # noqa: F401
-        from sparse_ssm.model.bench import MambapyLM
+        from sparse_ssm.bench import MambapyLM
         from sparse_ssm.model.mamba import MambaConfig
         out["mambapy Mamba (peer)"] = (lambda: MambapyLM(MambaConfig(d_model=d, n_layer=nl, vocab_size=V)), amp, scaler_on, "mambapy pscan")
     except ImportError: pass
