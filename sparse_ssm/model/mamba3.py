@@ -5,13 +5,11 @@
 # %% auto #0
 __all__ = ['SCAN_BACKENDS', 'trap_coeffs', 'rotate', 'cumulative_angles', 'zero_trap_state', 'trap_scan_ref', 'decode_cost',
            'trap_scan_chunked', 'mamba3_scan', 'Mamba3Config', 'heavy_tail', 'NormThenGate', 'Mamba3Block',
-           'Mamba3Cache', 'Mamba3Residual', 'Mamba3Backbone', 'Mamba3LM', 'mamba3_config_dict',
-           'mamba3_config_from_dict']
+           'Mamba3Cache', 'Mamba3Residual', 'Mamba3Backbone', 'Mamba3LM']
 
-# %% ../../nbs/07g_mamba3.ipynb #7c6e5501
-import dataclasses, json, math
+# %% ../../nbs/07g_mamba3.ipynb #99db7853
+import dataclasses, math
 from dataclasses import dataclass, field
-from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -349,55 +347,3 @@ def step(self:Mamba3LM, input_ids:Tensor, # (b,) or (b, 1): the next token of ea
     if input_ids.ndim == 2 and input_ids.shape[1] == 1: input_ids = input_ids[:, 0]
     check_token_ids(input_ids, self.config.vocab_size, 1)
     return self(input_ids[:, None], cache, backend="sequential")[:, 0]
-
-# %% ../../nbs/07g_mamba3.ipynb #5b52c975
-_SSM3_KEYS = ("d_state", "expand", "headdim", "ngroups", "rope_fraction", "dt_min", "dt_max", "dt_init_floor", "A_floor",
-              "is_outproj_norm", "is_mimo", "mimo_rank", "chunk_size")
-_LOADER = {"Mamba1": "MambaLM", "Mamba2": "Mamba2LM", "mamba": "MambaLM", "mamba2": "Mamba2LM"}
-
-def mamba3_config_dict(c:Mamba3Config) -> dict:
-    "A `mamba_ssm`-layout config.json dict for `c` (our full config under 'sparse_ssm')."
-    return dict(d_model=c.d_model, d_intermediate=0, n_layer=c.n_layer, vocab_size=c.vocab_size,
-                ssm_cfg={"layer": "Mamba3", **{k: getattr(c, k) for k in _SSM3_KEYS}}, attn_layer_idx=[], attn_cfg={},
-                rms_norm=True, residual_in_fp32=c.residual_in_fp32, fused_add_norm=True, norm_epsilon=c.rms_norm_eps,
-                pad_vocab_size_multiple=c.pad_vocab_size_multiple, tie_embeddings=c.tie_embeddings, sparse_ssm={"arch": "mamba3", **c.to_dict()})
-
-# %% ../../nbs/07g_mamba3.ipynb #65cd4917
-def mamba3_config_from_dict(cfg:dict) -> Mamba3Config:
-    "Our config from a checkpoint's config.json dict; a clear error for any other architecture."
-    arch = cfg.get("model_type") or (cfg.get("ssm_cfg") or {}).get("layer", "Mamba1" if "d_model" in cfg else None)
-    if arch != "Mamba3":
-        use = f"load it with {_LOADER[arch]}.from_pretrained" if arch in _LOADER else "only Mamba-3 checkpoints load here"
-        raise ValueError(f"config.json describes a {arch!r} checkpoint, not Mamba-3 (ssm_cfg.layer 'Mamba3'): {use}")
-    if "sparse_ssm" in cfg: return Mamba3Config.from_dict({k: v for k, v in cfg["sparse_ssm"].items() if k != "arch"})
-    if cfg.get("d_intermediate", 0) or cfg.get("attn_layer_idx") or not cfg.get("rms_norm", True):
-        raise ValueError("config.json: MLP layers, attention layers or LayerNorm are not supported, only pure Mamba-3 with RMSNorm")
-    ssm = {k: v for k, v in cfg["ssm_cfg"].items() if k in _SSM3_KEYS}
-    return Mamba3Config(d_model=cfg["d_model"], n_layer=cfg["n_layer"], vocab_size=cfg["vocab_size"], rms_norm_eps=cfg.get("norm_epsilon", 1e-5),
-                        pad_vocab_size_multiple=cfg.get("pad_vocab_size_multiple", 8), tie_embeddings=cfg.get("tie_embeddings", True),
-                        residual_in_fp32=cfg.get("residual_in_fp32", True), **ssm)
-
-# %% ../../nbs/07g_mamba3.ipynb #abdedfbe
-@patch
-def save_pretrained(self:Mamba3LM, save_dir): # created if missing
-    "Write config.json (mamba_ssm layout) and model.safetensors, atomically."
-    from safetensors.torch import save
-    from sparse_ssm.model.pretrained import atomic_write
-    d = Path(save_dir)
-    if d.exists() and not d.is_dir(): raise ValueError(f"cannot save the model to {d}: it is a file; pass a folder")
-    sd = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-    if self.config.tie_embeddings: sd.pop("lm_head.weight")
-    atomic_write({d / "model.safetensors": save(sd, metadata={"format": "pt"}), d / "config.json": json.dumps(mamba3_config_dict(self.config), indent=2)})
-
-@patch(cls_method=True)
-def from_pretrained(cls:Mamba3LM, local_dir, # a directory with config.json and model.safetensors
-                    dtype=None) -> Mamba3LM: # cast the loaded model to this dtype
-    "Load a local Mamba-3 checkpoint (ours or the mamba_ssm layout); no network."
-    from sparse_ssm.model.pretrained import read_config_json, read_weights, check_state_dict
-    config = mamba3_config_from_dict(read_config_json(local_dir))
-    sd = read_weights(local_dir)
-    with torch.device("meta"): check_state_dict(sd, cls(config))  # shapes first: a lying config allocates nothing
-    model = cls(config)
-    if config.tie_embeddings: sd["lm_head.weight"] = sd["backbone.embedding.weight"]
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
-    return model.to(dtype) if dtype is not None else model
