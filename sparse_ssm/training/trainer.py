@@ -4,7 +4,7 @@
 
 # %% ../../nbs/17_trainer.ipynb #dd22f8a4
 from __future__ import annotations
-import contextlib, math, os, sys, time
+import contextlib, math, os, signal, sys, threading, time
 from pathlib import Path
 import torch
 from torch import nn
@@ -16,12 +16,18 @@ from ..utils.logging import MetricLogger
 from ..utils import checkpointing as ckpt
 
 # %% auto #0
-__all__ = ['CancelFitException', 'NonFiniteLossError', 'Callback', 'Learner', 'evaluate', 'EvalCB', 'LoggerCB', 'ProgressCB',
-           'TimeLimitCB', 'CheckpointCB', 'init_distributed', 'ShardedLoader']
+__all__ = ['CancelFitException', 'FitInterrupted', 'NonFiniteLossError', 'Callback', 'Learner', 'evaluate', 'EvalCB', 'LoggerCB',
+           'ProgressCB', 'TimeLimitCB', 'SignalCB', 'CheckpointCB', 'init_distributed', 'ShardedLoader']
 
 # %% ../../nbs/17_trainer.ipynb #71b07309
 class CancelFitException(Exception):
     "Raise in a callback to end `fit` cleanly (after_fit still runs)."
+
+class FitInterrupted(Exception):
+    "A signal (SIGINT, SIGTERM) stopped `fit` between two steps; `step` is the last step done (None: before training)."
+    def __init__(self, signum: int, step: int|None=None):
+        self.signum, self.step = signum, step
+        super().__init__(f"interrupted by {signal.Signals(signum).name}" + ("" if step is None else f" after step {step}"))
 
 class NonFiniteLossError(RuntimeError):
     "Too many consecutive steps with a NaN/inf loss or gradient."
@@ -130,6 +136,7 @@ def _fit(self: Learner, max_steps: int): # total optimizer steps, counted from s
             self.callback("after_step")
         self.callback("after_fit")
     except CancelFitException: self.callback("after_fit")
+    except FitInterrupted: self.callback("after_interrupt"); raise
     finally: self.callback("cleanup_fit")
     return self
 
@@ -188,9 +195,12 @@ def _is_main(): return not (dist.is_available() and dist.is_initialized()) or di
 class LoggerCB(Callback):
     "Write `learn.metrics` to a `MetricLogger` every `every` steps and whenever a validation ran."
     order = 50
-    def __init__(self, dir, every: int=10, tensorboard=None):
-        self.dir, self.every, self.tb = dir, every, tensorboard
-    def before_fit(self, learn): self.log = MetricLogger(self.dir, self.tb, enabled=_is_main())
+    def __init__(self, dir, every: int=10, tensorboard=None,
+                 fresh: bool=False): # replace the folder's old metrics files (a run started afresh)
+        self.dir, self.every, self.tb, self.fresh = dir, every, tensorboard, fresh
+    def before_fit(self, learn):
+        self.log = MetricLogger(self.dir, self.tb, enabled=_is_main(), fresh=self.fresh)
+        self.fresh = False  # a second fit on this learner continues the files
     def after_step(self, learn):
         m = learn.metrics
         if learn.step % self.every == 0 or "val_loss" in m or m.get("skipped"): self.log.log(learn.step, **m)
@@ -227,6 +237,26 @@ class TimeLimitCB(Callback):
     def after_step(self, learn):
         if learn.elapsed >= self.max_time: raise CancelFitException()
 
+# %% ../../nbs/17_trainer.ipynb #e2e5c01d
+class SignalCB(Callback):
+    "Turn SIGINT/SIGTERM into `FitInterrupted` after the current step (a second signal stops at once)."
+    order = 90
+    def before_fit(self, learn):
+        self.got, self.old = None, {}
+        if threading.current_thread() is not threading.main_thread(): return  # only the main thread may
+        for s in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            if s is not None: self.old[s] = signal.signal(s, self._handle)
+    def _handle(self, signum, frame):
+        if self.got is not None: raise KeyboardInterrupt  # asked twice: stop now
+        self.got = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+              "(press Ctrl-C again to stop at once, unsaved)", file=sys.stderr, flush=True)
+    def after_step(self, learn):
+        if self.got is not None: raise FitInterrupted(self.got, learn.step)
+    def cleanup_fit(self, learn):
+        for s, h in self.old.items(): signal.signal(s, h)
+        self.old = {}
+
 # %% ../../nbs/17_trainer.ipynb #59283dce
 class CheckpointCB(Callback):
     "Save training state every `every` steps and at the end; restore it before fitting when `resume`."
@@ -257,6 +287,7 @@ class CheckpointCB(Callback):
         if self.every and learn.step % self.every == 0: self.save(learn)
     def after_fit(self, learn):
         if getattr(self, "last", None) != learn.step: self.save(learn)
+    after_interrupt = after_fit  # a signal: save the last finished step
 
 # %% ../../nbs/17_trainer.ipynb #d95ca198
 def init_distributed(backend: str|None=None, # default: nccl with CUDA, gloo otherwise

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_logging.ipynb #156bda97
 from __future__ import annotations
-import csv, json, math, os, time
+import csv, json, math, os, shutil, time
 from pathlib import Path
 
 # %% auto #0
@@ -19,10 +19,14 @@ class MetricLogger:
     def __init__(self, dir, # the run's folder (created)
                  tensorboard: bool|None=None, # None: use TensorBoard when it is installed
                  enabled: bool=True, # False on non-zero ranks of a distributed run
+                 fresh: bool=False, # start new files (a run started afresh), instead of appending (a resumed run)
                 ):
         self.dir, self.enabled, self.tb = Path(dir), enabled, None
         if not enabled: return
         self.dir.mkdir(parents=True, exist_ok=True)
+        if fresh:  # another run's curves must not interleave with this one's
+            for f in ("metrics.jsonl", "metrics.csv"): (self.dir/f).unlink(missing_ok=True)
+            shutil.rmtree(self.dir/"tb", ignore_errors=True)
         self._jsonl = open(self.dir/"metrics.jsonl", "a", encoding="utf-8")
         new = not (self.dir/"metrics.csv").exists() or (self.dir/"metrics.csv").stat().st_size == 0
         self._csvf = open(self.dir/"metrics.csv", "a", newline="", encoding="utf-8")
