@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_cli.ipynb #3b753ba5
 from __future__ import annotations
-import argparse, codecs, dataclasses, math, os, sys, time
+import argparse, codecs, dataclasses, math, os, shlex, signal, sys, threading, time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 import yaml
@@ -115,6 +115,7 @@ def preset_names() -> list[str]: return sorted(p.stem for p in preset_dir().glob
 
 def _resolve(config: str) -> Path:
     p = Path(config)
+    if p.is_dir(): raise ValueError(f"--config {p} is a folder, not a YAML file; pass a .yaml file or a preset name ({', '.join(preset_names())})")
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file(): raise FileNotFoundError(f"config file {p} does not exist; pass a YAML path or a preset name ({', '.join(preset_names())})")
         return p
@@ -132,13 +133,17 @@ def load_config(config: str, # preset name or YAML path
     path = _resolve(config)
     try: raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e: raise ValueError(f"{path} is not valid YAML ({e}); fix the syntax") from None
+    except (OSError, UnicodeDecodeError) as e: raise ValueError(f"cannot read the config {path} ({e}); pass a readable UTF-8 YAML file") from None
     if not isinstance(raw, dict): raise ValueError(f"{path}: the top level must be a mapping with sections {['model', *SECTIONS]}")
     for o in overrides:
         key, sep, val = o.partition("=")
         sec, dot, k = key.partition(".")
         if not sep or not dot or not k: raise ValueError(f"override {o!r} must look like section.key=value, e.g. train.max_steps=10")
         if not isinstance(raw.get(sec, {}), dict): raise ValueError(f"{path}: section '{sec}' must be a mapping")
-        raw.setdefault(sec, {})[k] = yaml.safe_load(val)
+        try: raw.setdefault(sec, {})[k] = yaml.safe_load(val)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--set {o!r}: the value is not valid YAML ({str(e).splitlines()[0]}); quote it, "
+                             f"e.g. --set '{key}=\"...\"'") from None
     unknown = sorted(set(raw) - {"model", *SECTIONS})
     if unknown: raise ValueError(f"{path}: unknown section(s) {unknown}; valid sections are {['model', *SECTIONS]}")
     model = raw.get("model") or {}
@@ -167,6 +172,9 @@ def _check_model(cfg: RunConfig):
     if "vocab_size" in cfg.model: raise ValueError(f"{cfg.source} [model]: leave out vocab_size; it comes from the tokenizer or task")
     try: model_config(cfg.model, 8)
     except (TypeError, ValueError) as e: raise ValueError(f"{cfg.source} [model]: {e}") from None
+    from sparse_ssm.inference.inference import MAX_NEW_TOKENS
+    if cfg.generate.max_new_tokens > MAX_NEW_TOKENS:
+        raise ValueError(f"{cfg.source} [generate]: max_new_tokens={cfg.generate.max_new_tokens} is above the limit of {MAX_NEW_TOKENS}")
     if cfg.data.task not in (None, "selective_copying"):
         raise ValueError(f"{cfg.source} [data]: unknown task {cfg.data.task!r}; use selective_copying or null for text")
 
@@ -238,10 +246,21 @@ def config_dict(cfg: RunConfig, vocab_size: int) -> dict:
             "train": dataclasses.asdict(cfg.train), "generate": dataclasses.asdict(cfg.generate)}
 
 # %% ../nbs/20_cli.ipynb #4b91452a
+def _check_writable(d: Path):
+    "Refuse an out_dir that cannot be created or written, without creating anything."
+    p = d
+    while not p.exists() and p != p.parent: p = p.parent  # the nearest folder that exists
+    fix = "set train.out_dir (--set train.out_dir=PATH) to a folder you can write"
+    if not p.is_dir(): raise ValueError(f"train.out_dir {d} cannot be created: {p} is a file, not a folder; {fix}")
+    if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"train.out_dir {d} is not writable ({p}: permission denied); {fix}")
+    for f in (d.glob("*") if d.is_dir() else []):
+        if f.is_file() and not os.access(f, os.W_OK): raise ValueError(f"train.out_dir {d} holds a read-only file {f.name}; {fix}")
+
 def _preflight(cfg: RunConfig, resume: bool, overwrite: bool):
     "Refuse a run that would fail or overwrite something, before writing anything."
     from sparse_ssm.utils.checkpointing import has_checkpoint, load_checkpoint
     out = Path(cfg.train.out_dir)
+    _check_writable(out)
     if resume and overwrite: raise ValueError("--resume and --overwrite contradict each other; pass one")
     if resume: load_checkpoint(out)  # missing or corrupt: a clear error now
     elif has_checkpoint(out) and not overwrite:
@@ -266,7 +285,8 @@ def train(cfg: RunConfig, resume: bool=False, overwrite: bool=False, out=None) -
     opt = make_optimizer(model, t.lr, t.weight_decay)
     sched = make_scheduler(opt, t.warmup_steps, t.max_steps, t.min_lr_ratio)
     cbs = [T.CheckpointCB(t.out_dir, t.ckpt_every, resume, overwrite, extra={"config": config_dict(cfg, data.vocab_size)}),
-           T.EvalCB(t.eval_every, t.eval_batches), T.LoggerCB(t.out_dir, t.log_every), T.ProgressCB()]
+           T.EvalCB(t.eval_every, t.eval_batches), T.LoggerCB(t.out_dir, t.log_every, fresh=overwrite),
+           T.ProgressCB(), T.SignalCB()]
     if t.max_time: cbs.append(T.TimeLimitCB(t.max_time))
     autocast, scaler = _precision(dev)
     learn = T.Learner(DDP(model) if world > 1 else model, T.ShardedLoader(data.train, rank, world) if world > 1 else data.train,
@@ -306,6 +326,8 @@ def generate(cfg: RunConfig, prompt: str, max_new_tokens: int|None=None, out=Non
                                        "generate needs a text model such as --config tiny")
     if not prompt: raise ValueError("the prompt is empty; pass some text with --prompt \"...\"")
     if max_new_tokens is not None and max_new_tokens < 1: raise ValueError("--max-new-tokens must be >= 1")
+    from sparse_ssm.inference.inference import check_generate_args
+    check_generate_args(max_new_tokens or g.max_new_tokens, g.temperature, g.top_k, None, 1.0)  # before printing anything
     tok = ByteTokenizer(); n = len(tok.encode(prompt))
     if n > g.max_prompt_tokens:
         raise ValueError(f"the prompt is {n} tokens, over the limit of {g.max_prompt_tokens} "
@@ -339,11 +361,19 @@ def _parser():
     g.add_argument("--max-new-tokens", type=int, default=None, help="default: generate.max_new_tokens")
     return p
 
-def main(argv: list[str]|None=None) -> int:
-    "Entry point of `python -m sparse_ssm`; returns the exit status."
+def _resume_command(args) -> str:
+    "The command line that resumes the run `args` started."
+    sets = [x for o in args.set for x in ("--set", o)]
+    return shlex.join(["python", "-m", "sparse_ssm", "train", "--config", args.config, *sets, "--resume"])
+
+def _on_signal(signum, frame):
+    "Before training starts (and during generate): a signal ends the command at once."
+    from sparse_ssm.training.trainer import FitInterrupted
+    raise FitInterrupted(signum)
+
+def _run(args) -> int:
     from sparse_ssm.utils.checkpointing import CheckpointError
-    from sparse_ssm.training.trainer import NonFiniteLossError
-    args = _parser().parse_args(argv)
+    from sparse_ssm.training.trainer import NonFiniteLossError, FitInterrupted
     try:
         cfg = load_config(args.config, args.set)
         if args.command == "train": train(cfg, args.resume, args.overwrite)
@@ -352,4 +382,22 @@ def main(argv: list[str]|None=None) -> int:
         print(f"error: {e}", file=sys.stderr); return 2
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr); return 1
+    except (FitInterrupted, KeyboardInterrupt) as e:
+        signum = getattr(e, "signum", signal.SIGINT); name = signal.Signals(signum).name
+        if getattr(e, "step", None) is not None:
+            print(f"interrupted by {name} after step {e.step}: checkpoint saved in {cfg.train.out_dir}\n"
+                  f"resume with: {_resume_command(args)}", file=sys.stderr)
+        else: print(f"interrupted by {name}; nothing was saved", file=sys.stderr)
+        return 128 + signum
+    except OSError as e:  # a folder or file that cannot be written or read
+        print(f"error: {e.strerror or e}: {e.filename or ''}; check the paths and permissions".replace(": ;", ";"), file=sys.stderr); return 2
     return 0
+
+def main(argv: list[str]|None=None) -> int:
+    "Entry point of `python -m sparse_ssm`; returns the exit status."
+    args = _parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if main_thread else {}
+    try: return _run(args)  # handlers set even if the process started with SIGINT ignored
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
