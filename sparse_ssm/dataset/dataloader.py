@@ -20,13 +20,12 @@ __all__ = ['TEXT_SUFFIXES', 'PYTHON_ENV', 'iter_documents', 'read_documents', 'l
 TEXT_SUFFIXES = (".txt", ".md", ".py", ".json", ".jsonl")  # what a folder contributes
 
 def _record_text(rec) -> str:
-    "The text of one JSON record: a string, or its 'text' field, or 'prompt' + 'response'."
+    "The text of one JSON record: a string, or its 'text' field, or its 'response' (never the prompt)."
     if isinstance(rec, str): return rec
     if isinstance(rec, dict):
-        if "text" in rec: return str(rec["text"])
-        parts = [str(rec[k]) for k in ("prompt", "response") if rec.get(k)]
-        if parts: return "\n\n".join(parts)
-    raise ValueError(f"cannot find text in record {str(rec)[:80]!r}; give it a 'text' field or 'prompt'/'response'")
+        for k in ("text", "response"):
+            if isinstance(rec.get(k), str): return rec[k]
+    raise ValueError(f"cannot find text in record {str(rec)[:80]!r}; give it a 'text' or 'response' field")
 
 # %% ../../nbs/09_dataloader.ipynb #9889b66e
 def iter_documents(path): # a text file, a folder, or synthetic JSON / JSONL

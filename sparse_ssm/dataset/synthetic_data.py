@@ -4,16 +4,18 @@
 
 # %% ../../nbs/11_synthetic_data.ipynb #4bb2f215
 from __future__ import annotations
-import argparse, builtins, json, os, signal, sys, time
+import argparse, builtins, hashlib, json, math, os, signal, sys, time
 from pathlib import Path
 from urllib.parse import urlsplit
 import requests
 from tqdm.auto import tqdm
+from ..model.pretrained import atomic_write
+
 
 # %% auto #0
 __all__ = ['DEFAULT_HOST', 'DEFAULT_TOPICS', 'PROMPT', 'ollama_url', 'OllamaError', 'OllamaClient', 'list_models', 'check_model',
            'generate', 'make_prompt', 'request_seed', 'validate_sample', 'journal_path', 'write_json_atomic',
-           'read_samples', 'generate_dataset', 'main']
+           'read_samples', 'run_settings', 'generate_dataset', 'main']
 
 # %% ../../nbs/11_synthetic_data.ipynb #eef36978
 DEFAULT_HOST = "http://localhost:11434"  # Ollama's default address
@@ -56,6 +58,9 @@ class OllamaClient:
                  api: str = "generate", # "generate" (/api/generate) or "chat" (/api/chat)
                  sleep=time.sleep): # waiting function (tests record the waits)
         if api not in ("generate", "chat"): raise ValueError(f"api={api!r}; use 'generate' or 'chat'")
+        if not (isinstance(retries, int) and retries >= 0): raise ValueError(f"--retries must be an integer >= 0, got {retries!r}")
+        if not timeout > 0: raise ValueError(f"--timeout must be a number of seconds > 0, got {timeout!r}")
+        if not 0 <= backoff < math.inf: raise ValueError(f"--backoff must be a number of seconds >= 0, got {backoff!r}")
         self.url, self.timeout, self.retries, self.api = ollama_url(host), timeout, retries, api
         self.backoff, self.max_backoff, self.sleep = backoff, max_backoff, sleep
         self.session = requests.Session()
@@ -172,13 +177,11 @@ def validate_sample(text: str, seen: set) -> str | None:
 def journal_path(output_path) -> Path: return Path(str(output_path) + ".journal.jsonl")
 
 def write_json_atomic(path, samples: list):
-    "Write the samples (JSON list, or JSON lines for .jsonl) to a temporary file beside `path`, fsync, rename over `path`."
-    path = Path(path); tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        if path.suffix == ".jsonl": f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in samples)
-        else: json.dump(samples, f, ensure_ascii=False, indent=1)
-        f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, path)
+    "Write the samples (JSON list, or JSON lines for .jsonl) over `path` with the package's `atomic_write`."
+    path = Path(path)
+    if path.suffix == ".jsonl": text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in samples)
+    else: text = json.dumps(samples, ensure_ascii=False, indent=1)
+    atomic_write(path, text)
 
 def _append(f, rec: dict):
     "Append one record to the journal and force it to disk."
@@ -189,16 +192,17 @@ def read_samples(output_path) -> list[dict]:
     "Accepted samples so far: the final file (if any), then the journal; broken lines and duplicates dropped."
     out, jp, recs = Path(output_path), journal_path(output_path), []
     if out.is_file():
+        foreign = ValueError(f"{out} exists and is not a dataset written by this command; choose another --output_path or move it")
         try:
             text = out.read_text(encoding="utf-8")
             recs = [json.loads(l) for l in text.splitlines() if l.strip()] if out.suffix == ".jsonl" else json.loads(text)
-            assert isinstance(recs, list) and all("response" in r for r in recs)
-        except Exception: raise OllamaError(f"{out} exists and is not a dataset written by this command; choose another --output_path or move it") from None
+        except (ValueError, UnicodeDecodeError): raise foreign from None
+        if not (isinstance(recs, list) and all(isinstance(r, dict) and isinstance(r.get("response"), str) for r in recs)): raise foreign
     if jp.is_file():
         lines = jp.read_text(encoding="utf-8").split("\n")
         good = [l for l in lines if l.strip() and _loads(l)]
         if len(good) != len([l for l in lines if l.strip()]) or (lines[-1] != ""):  # broken tail: repair
-            tmp = jp.with_name(jp.name + ".tmp"); tmp.write_text("".join(l + "\n" for l in good), encoding="utf-8"); os.replace(tmp, jp)
+            atomic_write(jp, "".join(l + "\n" for l in good))
         recs += [json.loads(l) for l in good]
     seen, samples = set(), []
     for r in recs:
@@ -207,10 +211,32 @@ def read_samples(output_path) -> list[dict]:
 
 def _loads(line: str):
     "The record on a journal line, or None when the line is broken."
-    try: r = json.loads(line); return r if isinstance(r, dict) and "response" in r else None
+    try: r = json.loads(line); return r if isinstance(r, dict) and isinstance(r.get("response"), str) else None
     except ValueError: return None
 
 # %% ../../nbs/11_synthetic_data.ipynb #ca25c1c6
+def run_settings(model:str, seed:int, temperature:float, topics=None, prompts=None) -> dict:
+    "What decides which samples a run makes; every record carries it, so one file never mixes two settings."
+    ask = ["prompts", *prompts] if prompts else ["topics", *(topics or DEFAULT_TOPICS)]
+    return {"model": model, "seed": seed, "temperature": temperature,
+            "ask": f"{ask[0]} {hashlib.sha256(json.dumps(ask).encode()).hexdigest()[:12]}"}
+
+def _check_output(out: Path):
+    "Refuse an output path that cannot be written, before anything is written."
+    if out.is_dir(): raise ValueError(f"--output_path {out} is a folder; give a file name, e.g. {out / 'phi4_dataset.json'}")
+    p = out.parent
+    while not p.exists() and p != p.parent: p = p.parent
+    if not p.is_dir(): raise ValueError(f"--output_path {out} cannot be created: {p} is a file, not a folder")
+    if not os.access(p, os.W_OK | os.X_OK): raise ValueError(f"--output_path {out}: the folder {p} is not writable; choose another --output_path")
+
+def _check_settings(samples: list, want: dict, out: Path):
+    "Refuse to add samples made with `want` to a file made with other settings."
+    other = next((s.get("settings") for s in samples if s.get("settings") != want), want)
+    if other != want:
+        said = ", ".join(f"{k}={v!r}" for k, v in (other or {}).items()) or "no settings (an older format)"
+        raise ValueError(f"{out} was made with {said}; this run asks for " + ", ".join(f"{k}={v!r}" for k, v in want.items()) +
+                         "; rerun with the settings it was made with to add to it, or choose another --output_path")
+
 def generate_dataset(num_samples: int, # exactly this many unique samples at the end
                      output_path, # final JSON file; the journal lives beside it
                      client: OllamaClient | None = None, # None: OllamaClient() with $OLLAMA_HOST
@@ -218,21 +244,27 @@ def generate_dataset(num_samples: int, # exactly this many unique samples at the
                      temperature: float = 0.8, topics=None, prompts=None, # sampling and what to ask
                      max_rejects: int = 50, progress: bool = True) -> list[dict]:
     "Generate (or finish generating) `num_samples` unique samples into `output_path`."
-    out = Path(output_path); out.parent.mkdir(parents=True, exist_ok=True)
-    samples = read_samples(out)
+    out = Path(output_path)
+    if not (isinstance(num_samples, int) and num_samples >= 1): raise ValueError(f"--num_samples must be an integer >= 1, got {num_samples!r}")
+    if not 0 <= temperature < math.inf: raise ValueError(f"--temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    _check_output(out)
+    samples, settings = read_samples(out), run_settings(model, seed, temperature, topics, prompts)
     if len(samples) > num_samples:
-        raise OllamaError(f"{out} and its journal already hold {len(samples)} samples, more than --num_samples {num_samples}; raise --num_samples or choose another --output_path")
+        raise ValueError(f"{out} and its journal already hold {len(samples)} samples, more than --num_samples {num_samples}; raise --num_samples or choose another --output_path")
     if len(samples) < num_samples:
+        _check_settings(samples, settings, out)
         client = client or OllamaClient()
         client.check_model(model)
-        _fill(samples, num_samples, out, client, model, seed, temperature, topics, prompts, max_rejects, progress)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _fill(samples, num_samples, out, client, settings, topics, prompts, max_rejects, progress)
     write_json_atomic(out, samples)
     journal_path(out).unlink(missing_ok=True)
     return samples
 
 # %% ../../nbs/11_synthetic_data.ipynb #6bfdb421
-def _fill(samples, n, out, client, model, seed, temperature, topics, prompts, max_rejects, progress):
+def _fill(samples, n, out, client, settings, topics, prompts, max_rejects, progress):
     "Ask, validate and journal until `samples` holds `n` records."
+    model, seed, temperature = settings["model"], settings["seed"], settings["temperature"]
     seen = {_norm(s["response"]) for s in samples}
     attempt, rejects = 1 + max((s.get("attempt", -1) for s in samples), default=-1), 0
     with open(journal_path(out), "a", encoding="utf-8") as jf, \
@@ -245,7 +277,7 @@ def _fill(samples, n, out, client, model, seed, temperature, topics, prompts, ma
                 rejects += 1; bar.set_postfix(rejected=rejects)
                 if rejects >= max_rejects: raise OllamaError(f"{rejects} answers in a row were rejected (last: {why}); raise --temperature or give more varied --topics / --prompts-file")
                 continue
-            rec = {"id": len(samples), "attempt": attempt - 1, "topic": topic, "prompt": prompt, "response": text.strip(), "model": model}
+            rec = {"id": len(samples), "attempt": attempt - 1, "topic": topic, "prompt": prompt, "response": text.strip(), "model": model, "settings": settings}
             _append(jf, rec); samples.append(rec); seen.add(_norm(text)); rejects = 0; bar.update(1)
 
 # %% ../../nbs/11_synthetic_data.ipynb #47cba533
@@ -278,20 +310,21 @@ def _read_prompts(path) -> list[str]:
 def _saved(output_path) -> str:
     "How many samples are on disk, and where."
     try: n = len(read_samples(output_path))
-    except OllamaError: n = 0
+    except (OllamaError, ValueError): n = 0
     where = [str(p) for p in (Path(output_path), journal_path(output_path)) if p.is_file()]
     return f"{n} samples are safe" + (f" in {' and '.join(where)}" if where else "")
 
 def main(argv=None) -> int:
-    "Command-line entry point; returns the exit status."
+    "Command-line entry point; returns the exit status (2: bad arguments, 1: the server failed, 130: interrupted)."
     a = _parser().parse_args(argv)
-    if a.num_samples < 1: print("error: --num_samples must be at least 1", file=sys.stderr); return 2
     try:
         topics = [t.strip() for t in a.topics.split(",") if t.strip()] if a.topics else None
         prompts = _read_prompts(a.prompts_file) if a.prompts_file else None
         client = OllamaClient(a.host, timeout=a.timeout, retries=a.retries, backoff=a.backoff, api=a.api)
         s = generate_dataset(a.num_samples, a.output_path, client, a.model, a.seed, a.temperature, topics, prompts, progress=not a.no_progress)
-    except (OllamaError, ValueError, KeyboardInterrupt) as e:
+    except ValueError as e:  # the user's arguments or files: nothing was written
+        print(f"error: {e}", file=sys.stderr); return 2
+    except (OllamaError, KeyboardInterrupt) as e:
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"error: {e}"
         print(f"{why}\n{_saved(a.output_path)}; rerun the same command to continue.", file=sys.stderr)
         return 130 if isinstance(e, KeyboardInterrupt) else 1
