@@ -9,11 +9,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 import torch
 from ..model.mamba import check_token_ids
+from ..model.pretrained import atomic_write
 
 
 # %% auto #0
 __all__ = ['SPECIALS', 'SPLIT_PATTERN', 'MAX_CHUNK', 'DEFAULT_MODULES', 'ByteTokenizer', 'pretokenize', 'train_bpe',
-           'BPETokenizer', 'load_tokenizer', 'default_corpus']
+           'BPETokenizer', 'hf_tokenizer_json', 'load_tokenizer', 'default_corpus']
 
 # %% ../../nbs/08_tokenizer.ipynb #4aa6f82e
 def _utf8(text: str) -> bytes:
@@ -203,15 +204,53 @@ def _bpe_train(self_or_cls, text, # training text: a string or an iterable of st
 BPETokenizer.train = _class_or_instance(_bpe_train)
 
 # %% ../../nbs/08_tokenizer.ipynb #13d7b0d7
+def _byte_chars() -> list[str]:
+    "The printable character that stands for each byte in Hugging Face's byte-level format (GPT-2's table)."
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
+
+def hf_tokenizer_json(tok) -> dict:
+    "`tok` (byte or BPE) in Hugging Face `tokenizers`' tokenizer.json format: byte-level BPE, same ids."
+    bc, merges, pattern = _byte_chars(), getattr(tok, "merges", []), getattr(tok, "pattern", SPLIT_PATTERN)
+    strs = ["".join(bc[x] for x in b) for b in getattr(tok, "bytes_of", [bytes([i]) for i in range(256)])]
+    if len(set(strs)) != len(strs): raise ValueError("two merges make the same bytes; Hugging Face's format cannot hold that")
+    split = lambda pat: {"type": "Split", "pattern": {"Regex": pat}, "behavior": "Isolated", "invert": False}
+    return {"version": "1.0", "truncation": None, "padding": None,
+            "added_tokens": [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+                              "normalized": False, "special": True} for s, i in tok.special_ids.items()],
+            "normalizer": None,
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [split(pattern), split(r"[\s\S]{1,%d}" % MAX_CHUNK),
+                              {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}]},
+            "post_processor": None,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                      "vocab": {s: i for i, s in enumerate(strs)}, "merges": [[strs[a], strs[b]] for a, b in merges]}}
+
+def _from_hf(d:dict, p) -> ByteTokenizer:
+    "Our tokenizer from a tokenizer.json that `hf_tokenizer_json` wrote; a clear error for any other."
+    try:
+        m, pre = d["model"], d["pre_tokenizer"]["pretokenizers"]
+        bc = _byte_chars(); vocab = m["vocab"]
+        if m["type"] != "BPE" or [vocab[s] for s in bc] != list(range(256)): raise ValueError("not byte-level")
+        merges = [tuple(vocab[s] for s in (mm.split(" ") if isinstance(mm, str) else mm)) for mm in m["merges"]]
+        pattern = pre[0]["pattern"]["Regex"]
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError):
+        raise ValueError(f"{p} is a Hugging Face tokenizer file but not a byte-level BPE written by sparse_ssm; "
+                         "load it with the `tokenizers` package, or save ours with tok.save(path)") from None
+    return BPETokenizer(merges, pattern) if merges or pattern != SPLIT_PATTERN else ByteTokenizer()
+
 def _file(path) -> Path:
     "A tokenizer file path; a folder means the tokenizer.json inside it."
     p = Path(path)
     return p / "tokenizer.json" if p.is_dir() else p
 
 def _save(self, path):
-    "Write the tokenizer as JSON (to `path`, or to path/tokenizer.json for a folder)."
-    d = {"type": "bpe", "version": 1, "pattern": self.pattern, "merges": self.merges} if isinstance(self, BPETokenizer) else {"type": "byte", "version": 1}
-    p = _file(path); p.parent.mkdir(parents=True, exist_ok=True); p.write_text(json.dumps(d))
+    "Write the tokenizer as a Hugging Face tokenizer.json (to `path`, or to path/tokenizer.json for a folder)."
+    p = _file(path)
+    if p.suffix != ".json": raise ValueError(f"tokenizer file {p} must end in .json (or pass a folder)")
+    atomic_write(p, json.dumps(hf_tokenizer_json(self), ensure_ascii=False))
     return p
 ByteTokenizer.save = _save
 
@@ -220,8 +259,11 @@ def load_tokenizer(path=None): # a file (or folder) written by `save`, or None /
     if path is None or str(path) == "byte": return ByteTokenizer()
     p = _file(path)
     if not p.is_file(): raise ValueError(f"tokenizer file {p} does not exist; write one with tok.save(path), or pass 'byte'")
-    d = json.loads(p.read_text())
-    if d.get("type") == "byte": return ByteTokenizer()
+    try: d = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f"{p} is not a JSON tokenizer file ({e})") from None
+    if not isinstance(d, dict): raise ValueError(f"{p} is not a tokenizer file")
+    if "model" in d: return _from_hf(d, p)
+    if d.get("type") == "byte": return ByteTokenizer()  # the format of earlier versions
     if d.get("type") == "bpe": return BPETokenizer(d["merges"], d["pattern"])
     raise ValueError(f"{p} is not a sparse_ssm tokenizer file (type={d.get('type')!r}); write one with tok.save(path)")
 ByteTokenizer.load = BPETokenizer.load = staticmethod(load_tokenizer)
