@@ -233,7 +233,11 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
     p.add_argument("--train-shape", type=_ints, default=(128, 2), help="d_model,n_layer of the training race")
     p.add_argument("--models", default=",".join(DEFAULT_TRAIN_MODELS), help=f"training rows, from {','.join(MODELS)}")
     p.add_argument("--decode-shape", type=_ints, default=(768, 24, 50280), help="d_model,n_layer,vocab_size of decoding")
+    p.add_argument("--omp-wait", choices=["passive", "active", "inherit"], default="passive",
+                   help="idle OpenMP threads sleep (passive) or spin (active); read when torch starts, so the command restarts itself once")
     a = p.parse_args(argv)
+    if argv is None and a.omp_wait != "inherit" and os.environ.get("OMP_WAIT_POLICY", "").lower() != a.omp_wait:
+        os.execve(sys.executable, [sys.executable, "-m", "sparse_ssm.bench", *sys.argv[1:]], {**os.environ, "OMP_WAIT_POLICY": a.omp_wait.upper()})
     parts, models = a.parts.split(","), a.models.split(",")
     bad = [x for x in parts if x not in PARTS] + [m for m in models if m not in MODELS]
     if bad: p.error(f"unknown part or model {bad}; parts: {','.join(PARTS)}; models: {','.join(MODELS)}")
@@ -242,7 +246,7 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
         a.scan_shape, a.lengths, a.tokens, a.train_shape, a.decode_shape = (1, 64, 32, 4), (16, 32), 64, (32, 1), (64, 2, 256)
     if a.threads: torch.set_num_threads(a.threads)
     head = lambda s: print(f"\n{s}  [load average {os.getloadavg()[0]:.1f}, {torch.get_num_threads()} threads, medians of {a.reps}]")
-    print(f"python -m sparse_ssm.bench {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip() + f"   (torch {torch.__version__}, CPU)")
+    print(f"python -m sparse_ssm.bench {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip() + f"   (torch {torch.__version__}, CPU, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
     if "scan" in parts:
         head(f"scan forward+backward at (b, l, d, n) = {a.scan_shape}: fused C++ against mambapy's pscan; MiB = peak extra memory")
         print(format_table(bench_scan(*a.scan_shape, reps=a.reps), ["name", "ms", "cpu_ms", "MiB", "x_faster", "mem_frac"]))
