@@ -236,12 +236,12 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
     p.add_argument("--omp-wait", choices=["passive", "active", "inherit"], default="passive",
                    help="idle OpenMP threads sleep (passive) or spin (active); read when torch starts, so the command restarts itself once")
     a = p.parse_args(argv)
-    if argv is None and a.omp_wait != "inherit" and os.environ.get("OMP_WAIT_POLICY", "").lower() != a.omp_wait:
-        os.execve(sys.executable, [sys.executable, "-m", "sparse_ssm.bench", *sys.argv[1:]], {**os.environ, "OMP_WAIT_POLICY": a.omp_wait.upper()})
     parts, models = a.parts.split(","), a.models.split(",")
     bad = [x for x in parts if x not in PARTS] + [m for m in models if m not in MODELS]
     if bad: p.error(f"unknown part or model {bad}; parts: {','.join(PARTS)}; models: {','.join(MODELS)}")
     if "Transformer" not in models: p.error("--models must include Transformer, the peer of the training ratios")
+    if argv is None and a.omp_wait != "inherit" and os.environ.get("OMP_WAIT_POLICY", "").lower() != a.omp_wait:
+        os.execve(sys.executable, [sys.executable, "-m", "sparse_ssm.bench", *sys.argv[1:]], {**os.environ, "OMP_WAIT_POLICY": a.omp_wait.upper()})
     if a.quick:
         a.scan_shape, a.lengths, a.tokens, a.train_shape, a.decode_shape = (1, 64, 32, 4), (16, 32), 64, (32, 1), (64, 2, 256)
     if a.threads: torch.set_num_threads(a.threads)
