@@ -12,7 +12,7 @@ from .gpu_check_kernels import check_device, check_precision, check_scan_speed
 from .gpu_check_training import check_memory, check_training, check_semi_structured, check_gtx1080ti
 
 # %% auto #0
-__all__ = ['CHECKS', 'check_ddp', 'cuda_notebooks', 'check_notebooks', 'main']
+__all__ = ['CHECKS', 'check_ddp', 'cuda_notebooks', 'run_notebooks', 'check_notebooks', 'main']
 
 # %% ../nbs/41c_gpu_check.ipynb #f8fcc6ae
 def _subprocess(cmd, timeout, env=None, cwd=None):
@@ -56,6 +56,19 @@ def cuda_notebooks(nbs=None) -> list:
         if any(s.lstrip().startswith("#| cuda") for s in cells): out.append(nb)
     return out
 
+def run_notebooks(nbs: list, # notebook paths inside a repository (nbdev_test runs from the folder above)
+                  seconds: float, # time limit of each (they run at once)
+                  flags: str="cuda", # nbdev_test flags: which tagged cells run too
+                 ) -> list:
+    "Test `nbs` with nbdev_test, all at once, each in its own process sharing the cores; rows of notebook, result, seconds."
+    from concurrent.futures import ThreadPoolExecutor
+    env = {**_env(), "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 4) // max(len(nbs), 1)))}
+    run = lambda nb: _subprocess([sys.executable, "-c", f"from nbdev.test import nbdev_test; nbdev_test(path={str(nb)!r}, flags={flags!r}, n_workers=0)"],
+                                 seconds, env, cwd=Path(nb).parent.parent)
+    with ThreadPoolExecutor(max(len(nbs), 1)) as ex: results = list(ex.map(run, nbs))
+    return [dict(notebook=Path(nb).name, result="timed out" if rc is None else "passed" if rc == 0 else "failed", seconds=s,
+                 **({} if rc == 0 else {"output_tail": tail[-300:]})) for nb, (rc, s, tail) in zip(nbs, results)]
+
 def check_notebooks(ctx: Ctx):
     "Run the `#| cuda` cells of every notebook that has them (nbdev_test --flags cuda), each in its own process."
     if ctx.device.type != "cuda": raise Skip("#| cuda cells need a GPU")
@@ -63,16 +76,12 @@ def check_notebooks(ctx: Ctx):
     if not nbs: raise Skip("the repository's notebooks are not beside the package (an installed copy): run from a clone")
     try: import nbdev  # noqa: F401
     except ImportError: raise Skip("nbdev is not installed here; install the dev extras (or carry nbdev's wheels) to run the notebooks' #| cuda cells") from None
+    ctx.check_time(10)
     rows = ctx.figures.setdefault("rows", [])
-    for i, nb in enumerate(nbs):
-        ctx.check_time(5)
-        cmd = [sys.executable, "-c", "from nbdev.test import nbdev_test; nbdev_test()", "--path", str(nb), "--flags", "cuda", "--n_workers", "0"]
-        rc, s, tail = _subprocess(cmd, ctx.left() / (len(nbs) - i), _env(), cwd=nb.parent.parent)
-        rows.append(dict(notebook=nb.name, result="timed out" if rc is None else "passed" if rc == 0 else "failed", seconds=s,
-                         **({} if rc == 0 else {"output_tail": tail[-300:]})))
+    rows += run_notebooks(nbs, ctx.left() - 5)
     ctx.headline = f"{sum(r['result'] == 'passed' for r in rows)} of {len(nbs)} notebooks' #| cuda cells passed"
 
-# %% ../nbs/41c_gpu_check.ipynb #dbb04829
+# %% ../nbs/41c_gpu_check.ipynb #cb0106e7
 CHECKS = [
     Check("device", check_device, 0.4, 5, "device facts, the device policy, device-to-device copy bandwidth and the published peak"),
     Check("precision", check_precision, 1.6, 20, "bf16/fp16/fp32 against the float64 reference: scan outputs and gradients, then MambaLM training losses"),
@@ -85,7 +94,7 @@ CHECKS = [
     Check("notebooks", check_notebooks, 1.8, 30, "the notebooks' own #| cuda cells (nbdev_test --flags cuda), one process each"),
 ]
 
-# %% ../nbs/41c_gpu_check.ipynb #cb0106e7
+# %% ../nbs/41c_gpu_check.ipynb #69e5f95e
 def _watchdog(report, out, seconds):
     "After `seconds`, write the report with the running check marked stopped and end the process (status 124)."
     def fire():
@@ -105,7 +114,7 @@ def _parser():
     p.add_argument("--dry-run", action="store_true", help="run every check on the CPU at tiny sizes (tests this command without a GPU)")
     return p
 
-# %% ../nbs/41c_gpu_check.ipynb #69e5f95e
+# %% ../nbs/41c_gpu_check.ipynb #fda9e935
 def main(argv=None) -> int:
     "Entry point of `python -m sparse_ssm.gpu_check`; returns the exit status."
     p = _parser(); a = p.parse_args(argv)
@@ -132,5 +141,5 @@ def main(argv=None) -> int:
     print(f"report: {Path(a.out) / 'report.md'}")
     return 1 if any(c["status"] == "failed" for c in report["checks"].values()) else 0
 
-# %% ../nbs/41c_gpu_check.ipynb #fda9e935
+# %% ../nbs/41c_gpu_check.ipynb #9694a30b
 if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "sparse_ssm.gpu_check": sys.exit(main())
