@@ -12,7 +12,7 @@ from .model.pretrained import atomic_write
 
 # %% auto #0
 __all__ = ['STATUSES', 'GRACE_S', 'KNOWN_PEAK_GBPS', 'render_markdown', 'write_report', 'fake_report', 'self_test_report', 'Skip',
-           'OutOfTime', 'Ctx', 'Check', 'run_checks', 'time_interleaved', 'known_peak_gbps', 'copy_bandwidth']
+           'OutOfTime', 'Ctx', 'Check', 'run_checks', 'time_guarded', 'known_peak_gbps', 'copy_bandwidth']
 
 # %% ../nbs/41_gpu_check_harness.ipynb #a207e323
 STATUSES = ("ok", "failed", "stopped", "skipped")
@@ -184,23 +184,25 @@ def _err(e) -> str:
     s = str(e).strip().splitlines()
     return f"{type(e).__name__}: {s[0][:200] if s else ''}"
 
-def time_interleaved(fns: dict, # name -> zero-argument callable
-                     device, reps: int=5, warmup: int=1, ctx: Ctx=None) -> dict:
-    "name -> median seconds per call, or the error text of a contender that raised."
+def time_guarded(fns: dict, # name -> zero-argument callable
+                 device, reps: int=5, warmup: int=1, ctx: Ctx=None) -> dict:
+    "name -> median seconds per call, or the error text of a contender that raised (chapter 05's timer, one round at a time)."
+    from sparse_ssm.model.scan import time_interleaved
     times, errs = {k: [] for k in fns}, {}
+    def guard(k, f):
+        def call():
+            try: f()
+            except Exception as e:
+                errs[k] = _err(e)
+                if torch.device(device).type == "cuda": torch.cuda.empty_cache()
+        return call
     for r in range(warmup + reps):
         if ctx is not None and ctx.left() <= 0:
             if r > warmup and all(times[k] for k in fns if k not in errs): break
             raise OutOfTime("its time budget ran out")
-        for k, f in fns.items():
-            if k in errs: continue
-            try:
-                _sync(device); t0 = time.perf_counter(); f(); _sync(device)
-                if r >= warmup: times[k].append(time.perf_counter() - t0)
-            except OutOfTime: raise
-            except Exception as e:
-                errs[k] = _err(e)
-                if torch.device(device).type == "cuda": torch.cuda.empty_cache()
+        res = time_interleaved({k: guard(k, f) for k, f in fns.items() if k not in errs}, reps=1, warmup=0, device=device)
+        for k, v in res.items():
+            if r >= warmup and k not in errs: times[k].append(v["wall"][0])
     return {k: errs.get(k, statistics.median(v) if v else None) for k, v in times.items()}
 
 # %% ../nbs/41_gpu_check_harness.ipynb #978b9a17
@@ -217,5 +219,5 @@ def known_peak_gbps(name: str): # the device name, e.g. torch.cuda.get_device_na
 def copy_bandwidth(device, nbytes: int=2**30, reps: int=10) -> float:
     "Bytes per second a device-to-device copy of `nbytes` moves, counting the read and the write."
     x = torch.empty(nbytes // 4, dtype=torch.float32, device=device); y = torch.empty_like(x)
-    t = time_interleaved({"copy": lambda: y.copy_(x)}, device, reps=reps, warmup=2)["copy"]
+    t = time_guarded({"copy": lambda: y.copy_(x)}, device, reps=reps, warmup=2)["copy"]
     return 2 * x.numel() * 4 / t

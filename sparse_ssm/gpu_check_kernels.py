@@ -128,7 +128,7 @@ def check_scan_speed(ctx: Ctx):
     bw, peak = ctx.shared.get("bandwidth"), ctx.shared.get("peak")
     for b, l, d, n in shapes:
         ctx.check_time()
-        t = time_interleaved(_scan_fns(b, l, d, n, ctx.device), ctx.device, reps=2 if ctx.small else 10, warmup=1, ctx=ctx)
+        t = time_guarded(_scan_fns(b, l, d, n, ctx.device), ctx.device, reps=2 if ctx.small else 10, warmup=1, ctx=ctx)
         ok = lambda k: isinstance(t.get(k), float)
         for k, v in t.items():
             row = dict(name=k, b=b, l=l, d=d, n=n)

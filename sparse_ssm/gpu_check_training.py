@@ -13,8 +13,7 @@ from .gpu_check_harness import _cleanup, _err, _sync
 from .gpu_check_kernels import _gpu_scan_backends
 
 # %% auto #0
-__all__ = ['ARCH_NAMES', 'GTX1080TI_BYTES', 'check_memory', 'architectures', 'check_training', 'check_semi_structured',
-           'check_gtx1080ti']
+__all__ = ['GTX1080TI_BYTES', 'check_memory', 'check_training', 'check_semi_structured', 'check_gtx1080ti']
 
 # %% ../nbs/41b_gpu_check_training.ipynb #c6c05742
 def _peak_bytes(device, fn) -> int:
@@ -74,28 +73,6 @@ def check_memory(ctx: Ctx):
                              f"{sum(r['within_0.75_1.5'] for r in good)} of {len(rows)} within [0.75, 1.5]")
 
 # %% ../nbs/41b_gpu_check_training.ipynb #d33f247b
-ARCH_NAMES = ("mamba", "mamba2", "mamba3")  # DESIGN's model.arch values
-
-def architectures() -> tuple[dict, dict]:
-    "({arch: (ConfigClass, LMClass)} found in this library, {arch: why not} for the others)."
-    names = list(ARCH_NAMES)
-    try:
-        cli = importlib.import_module("sparse_ssm.cli")
-        for attr in ("ARCHS", "ARCHITECTURES"): names += [k for k in getattr(cli, attr, {}) if k not in names]
-    except Exception: pass
-    found, missing = {}, {}
-    for a in names:
-        stem = a[0].upper() + a[1:]
-        try: mod = importlib.import_module(f"sparse_ssm.model.{a}")
-        except ModuleNotFoundError as e:
-            missing[a] = "not in this library yet" if e.name == f"sparse_ssm.model.{a}" else _err(e); continue
-        except Exception as e: missing[a] = _err(e); continue
-        cls = getattr(mod, f"{stem}Config", None), getattr(mod, f"{stem}LM", None)
-        if None in cls: missing[a] = f"sparse_ssm.model.{a} has no {stem}Config / {stem}LM"
-        else: found[a] = cls
-    return found, missing
-
-# %% ../nbs/41b_gpu_check_training.ipynb #63366f8c
 def _step_fn(model, ids, device, amp, scaler_on):
     "One AdamW training step of `model` on `ids` (b, l+1) under autocast `amp`."
     opt, scaler = torch.optim.AdamW(model.parameters(), lr=1e-4), torch.amp.GradScaler(device.type, enabled=scaler_on)
@@ -105,52 +82,43 @@ def _step_fn(model, ids, device, amp, scaler_on):
         opt.zero_grad(set_to_none=True); scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
     return step
 
-def _contenders(ctx, d, nl, V):
-    "name -> (model factory, autocast dtype, grad scaler, backend)."
+def _contenders(ctx, d, nl, V) -> dict:
+    "name -> (model factory, autocast dtype, use a GradScaler): every registered model, and MambaLM's Pascal path."
+    from sparse_ssm.bench import MODELS
+    from sparse_ssm.model.mamba import MambaConfig, MambaLM
     from sparse_ssm.inference.gpu_optimizations import device_policy
     pol = device_policy(ctx.device) if ctx.device.type == "cuda" else None
     amp, scaler_on = (pol.amp_dtype, pol.use_grad_scaler) if pol else (None, False)
-    bk = pol.scan_backend if pol else "chunked"
-    found, missing = architectures()
-    ctx.figures["architectures_missing"] = [f"{k}: {v}" for k, v in missing.items()]
-    out = {}
-    for a, (Cfg, LM) in found.items():
-        kw = dict(d_model=d, n_layer=nl, vocab_size=V, **({"scan_backend": bk} if a == "mamba" else {}))
-        try: label = next((f"{k}={getattr(Cfg(**kw), k)}" for k in ("scan_backend", "ssd_backend") if hasattr(Cfg(**kw), k)), "-")
-        except Exception as e: label = _err(e)
-        out[f"{LM.__name__}"] = (lambda Cfg=Cfg, LM=LM, kw=kw: LM(Cfg(**kw)), amp, scaler_on, label)
-    if "mamba" in found and (bk != "chunked" or amp is not None):
-        Cfg, LM = found["mamba"]
-        out["MambaLM (fp32 chunked, the Pascal path)"] = (lambda: LM(Cfg(d_model=d, n_layer=nl, vocab_size=V, scan_backend="chunked")), None, False, "scan_backend=chunked")
-    try:
-        import mambapy  # noqa: F401
-        from sparse_ssm.bench import MambapyLM
-        from sparse_ssm.model.mamba import MambaConfig
-        out["mambapy Mamba (peer)"] = (lambda: MambapyLM(MambaConfig(d_model=d, n_layer=nl, vocab_size=V)), amp, scaler_on, "mambapy pscan")
-    except ImportError: pass
+    out = {k: (lambda b=b: b(d, nl, V), amp, scaler_on) for k, b in MODELS.items()}
+    out["MambaLM (fp32, chunked scan: the Pascal path)"] = (lambda: MambaLM(MambaConfig(d_model=d, n_layer=nl, vocab_size=V, scan_backend="chunked")), None, False)
     return out
 
-# %% ../nbs/41b_gpu_check_training.ipynb #e7b103ef
+def _backend_of(model) -> str:
+    "The scan or SSD backend a model's config names ('-' when it has none)."
+    c = getattr(model, "config", None)
+    return next((f"{k}={getattr(c, k)}" for k in ("scan_backend", "ssd_backend") if hasattr(c, k)), "-")
+
+# %% ../nbs/41b_gpu_check_training.ipynb #bee3a7a1
 def check_training(ctx: Ctx):
-    "Training tokens/s of every architecture in the library (and the Pascal path, and the peer)."
+    "Training tokens/s of every model in the library's registry, and of MambaLM's Pascal path."
     d, nl, b, l = (32, 1, 2, 32) if ctx.small else (512, 8, 16, 512)
     V, rows = 259, ctx.figures.setdefault("rows", [])
     ids = torch.randint(0, V, (b, l + 1), generator=torch.Generator().manual_seed(0)).to(ctx.device)
     fns, meta = {}, {}
-    for name, (make, amp, scaler_on, bk) in _contenders(ctx, d, nl, V).items():
+    for name, (make, amp, scaler_on) in _contenders(ctx, d, nl, V).items():
         ctx.check_time()
         try: torch.manual_seed(0); m = make().to(ctx.device)
         except Exception as e: rows.append(dict(model=name, error=_err(e))); continue
         fns[name] = _step_fn(m, ids, ctx.device, amp, scaler_on)
-        meta[name] = dict(model=name, backend=bk, dtype=str(amp).replace("torch.", "") if amp else "fp32",
+        meta[name] = dict(model=name, backend=_backend_of(m), dtype=str(amp).replace("torch.", "") if amp else "fp32",
                           params=sum(p.numel() for p in m.parameters()), batch=f"{b}x{l}")
-    t = time_interleaved(fns, ctx.device, reps=1 if ctx.small else 4, warmup=1 if ctx.small else 2, ctx=ctx)
+    t = time_guarded(fns, ctx.device, reps=1 if ctx.small else 4, warmup=1 if ctx.small else 2, ctx=ctx)
     for k, v in t.items():
         rows.append({**meta[k], **(dict(s_per_step=v, tokens_per_s=b * l / v) if isinstance(v, float) else dict(error=v))})
     ok = [r for r in rows if "tokens_per_s" in r]
-    if ok: ctx.headline = "; ".join(f"{r['model']} {r['tokens_per_s']:,.0f} tok/s" for r in ok[:3])
+    if ok: ctx.headline = "; ".join(f"{r['model']} {r['tokens_per_s']:,.0f} tok/s" for r in ok[:4])
 
-# %% ../nbs/41b_gpu_check_training.ipynb #71e5ddb5
+# %% ../nbs/41b_gpu_check_training.ipynb #b73f14b5
 def _two_four(w):
     "w with the two smallest-magnitude entries of every group of four along the input dimension zeroed."
     g = w.reshape(-1, 4)
@@ -171,7 +139,7 @@ def check_semi_structured(ctx: Ctx):
         w = _two_four(torch.randn(out_f, in_f, device=dev, dtype=torch.half))
         try:
             ws = to_sparse_semi_structured(w)
-            t = time_interleaved({"dense": lambda: F.linear(x, w), "2:4": lambda: F.linear(x, ws)}, dev, reps=20, warmup=3, ctx=ctx)
+            t = time_guarded({"dense": lambda: F.linear(x, w), "2:4": lambda: F.linear(x, ws)}, dev, reps=20, warmup=3, ctx=ctx)
             row.update(dense_ms=1e3 * t["dense"], sparse_ms=1e3 * t["2:4"], speedup=t["dense"] / t["2:4"],
                        max_rel_err=((F.linear(x, ws) - F.linear(x, w)).abs().max() / F.linear(x, w).abs().max()).item())
         except Exception as e: row["error"] = _err(e)
@@ -188,15 +156,15 @@ def _semi_model(ctx, rows):
     prune(m, 0.5, "2:4", targets=("in_proj", "out_proj"))
     ids = torch.randint(0, 259, (16, 512), device=ctx.device)
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.half):   # fp16 weights; autocast keeps the fp32 residual's matmuls in fp16
-        ref = m(ids).float(); t0 = time_interleaved({"dense": lambda: m(ids)}, ctx.device, reps=10, warmup=2, ctx=ctx)["dense"]
+        ref = m(ids).float(); t0 = time_guarded({"dense": lambda: m(ids)}, ctx.device, reps=10, warmup=2, ctx=ctx)["dense"]
         try:
             to_semi_structured(m)
-            t1 = time_interleaved({"2:4": lambda: m(ids)}, ctx.device, reps=10, warmup=2, ctx=ctx)["2:4"]
+            t1 = time_guarded({"2:4": lambda: m(ids)}, ctx.device, reps=10, warmup=2, ctx=ctx)["2:4"]
             row.update(dense_ms=1e3 * t0, sparse_ms=1e3 * t1, speedup=t0 / t1,
                        max_rel_err=((m(ids).float() - ref).abs().max() / ref.abs().max()).item())
         except Exception as e: row.update(dense_ms=1e3 * t0, error=_err(e))
 
-# %% ../nbs/41b_gpu_check_training.ipynb #f429116d
+# %% ../nbs/41b_gpu_check_training.ipynb #cf650b76
 GTX1080TI_BYTES = 11 * 2**30  # the card's memory
 
 def _standin_policy(dev):
@@ -228,7 +196,7 @@ def _timed_steps(ctx, step, n) -> list:
         times.append(time.perf_counter() - t0)
     return times
 
-# %% ../nbs/41b_gpu_check_training.ipynb #db7e86f9
+# %% ../nbs/41b_gpu_check_training.ipynb #e52d4976
 def _capped(ctx, fn):
     "fn() with the CUDA allocator capped at 11 GiB: (result or None, OOM message or None, peak allocated, peak reserved)."
     dev, cuda = ctx.device, ctx.device.type == "cuda"
@@ -256,7 +224,7 @@ def _standin_row(ctx, label, fn, est, tokens_per_step, max_steps):
         if bw and ctx.device.type == "cuda": row["tokens_per_s_1080ti_rough_guess"] = row["tokens_per_s"] * 484e9 / bw
     return row
 
-# %% ../nbs/41b_gpu_check_training.ipynb #ba3253d3
+# %% ../nbs/41b_gpu_check_training.ipynb #f429116d
 def check_gtx1080ti(ctx: Ctx):
     "The gtx1080ti presets' real training steps under the sm_61 policy and an 11 GiB cap."
     from sparse_ssm.model.mamba import MambaConfig, MambaLM
