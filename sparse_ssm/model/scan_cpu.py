@@ -137,11 +137,12 @@ void fwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
 _CPP_BWD = r'''
 // backward through steps [t0, t1) of one block: recompute the states from the checkpoint h0 into
 // hs (len + 1, n, W) and the decays into ea (len, n, W), then walk back. g (n, W) = dL/dh carried in
-// and out; gA (n, W), gD, gb (W) are running sums; gBt/gCt rows are this group's partial sums
+// and out; gA (n, W), gD, gb (W) are running sums; gBv, gCv (len, n, W) are this chunk's per-lane partial
+// sums of dL/dB, dL/dC over the group's blocks (the driver sums the lanes once per chunk)
 template <typename T>
 void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, int64_t t1,
                const Consts<T>& k, const T* h0, T* __restrict g, T* __restrict gA, T* gD, T* gb,
-               T* gBp, T* gCp, T* __restrict hs, T* __restrict ea, T* __restrict dts) {
+               T* __restrict gBv, T* __restrict gCv, T* __restrict hs, T* __restrict ea, T* __restrict dts) {
   const int64_t n = a.n, nW = n * W, len = t1 - t0;
   const T* __restrict At = k.At.data(); const T* bias = k.bias.data(); const T* Dv = k.D.data();
   alignas(64) T du[W], pu[W], pd[W], pz[W], pg[W], gyp[W], sA[W], sB[W], yp[W], sg[W], go[W];
@@ -167,7 +168,7 @@ void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
   for (int64_t s = len - 1; s >= 0; --s) {
     const int64_t row = b * a.L + t0 + s, off = row * a.d + c0;
     const T* __restrict Bt = a.B + row * n; const T* __restrict Ct = a.C + row * n;
-    T* __restrict gBt = gBp + row * n; T* __restrict gCt = gCp + row * n;
+    T* __restrict gBs = gBv + s * nW; T* __restrict gCs = gCv + s * nW;
     const T* u = lanes(a.u, off, nc, pu); const T* gy = lanes(a.gy, off, nc, pg);
     const T* dt = dts + s * W; const T* hc = hs + (s + 1) * nW; const T* hp = hs + s * nW; const T* e = ea + s * nW;
     if (a.z) {  // gate: needs the output before it, <C, h> + D u
@@ -195,18 +196,17 @@ void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
       const T bj = Bt[j], cj = Ct[j]; const T* __restrict Aj = At + j * W;
       const T* __restrict hcj = hc + j * W; const T* __restrict hpj = hp + j * W; const T* __restrict ej = e + j * W;
       T* __restrict gj_ = g + j * W; T* __restrict gAj = gA + j * W;
-      T accB = 0, accC = 0;
-#pragma omp simd reduction(+:accB, accC)
+      T* __restrict gBj = gBs + j * W; T* __restrict gCj = gCs + j * W;
+#pragma omp simd
       for (int c = 0; c < W; ++c) {
         const T gj = gj_[c] + gyp[c] * cj;      // dL/dh_t
-        accC += gyp[c] * hcj[c];
-        accB += gj * du[c];
+        gCj[c] += gyp[c] * hcj[c];              // lanes summed later: no horizontal sum per (t, j)
+        gBj[c] += gj * du[c];
         const T ga = gj * hpj[c] * ej[c];       // dL/d(dt A) through the exp
         sA[c] += ga * Aj[c]; sB[c] += gj * bj;
         gAj[c] += ga * dt[c];
         gj_[c] = gj * ej[c];                    // dL/dh_{t-1}
       }
-      gBt[j] += accB; gCt[j] += accC;
     }
     const T* de = lanes(a.delta, off, nc, pd);
 #pragma omp simd
@@ -260,7 +260,7 @@ void bwd(const Args<T>& a, int64_t P, T* gBp, T* gCp) {
   const int64_t bpg = (a.nblk + P - 1) / P, bln = a.nb * a.L * a.n, n = a.n, nW = n * W;
   at::parallel_for(0, a.nb * P, 1, [&](int64_t i0, int64_t i1) {
     std::vector<T> g(bpg * nW), gA(bpg * nW), gD(bpg * W), gb(bpg * W);
-    std::vector<T> hs((a.K + 1) * nW), ea(a.K * nW), dts(a.K * W);
+    std::vector<T> hs((a.K + 1) * nW), ea(a.K * nW), dts(a.K * W), gBv(a.K * nW), gCv(a.K * nW);
     std::vector<Consts<T>> ks(bpg);
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / P, grp = i % P, q0 = grp * bpg, q1 = std::min(a.nblk, q0 + bpg);
@@ -274,13 +274,22 @@ void bwd(const Args<T>& a, int64_t P, T* gBp, T* gCp) {
           for (int64_t c = 0; c < nc; ++c)
             for (int64_t j = 0; j < n; ++j) g[(q - q0) * nW + j * W + c] = a.glast[(b * a.d + q * W + c) * n + j];
       }
-      for (int64_t kk = a.nck - 1; kk >= 0; --kk)   // chunks outside, blocks inside
+      for (int64_t kk = a.nck - 1; kk >= 0; --kk) {   // chunks outside, blocks inside
+        const int64_t t0 = kk * a.K, t1 = std::min(a.L, t0 + a.K), len = t1 - t0;
+        std::fill(gBv.begin(), gBv.begin() + len * nW, T(0)); std::fill(gCv.begin(), gCv.begin() + len * nW, T(0));
         for (int64_t q = q0; q < q1; ++q) {
           const int64_t o = q - q0;
-          bwd_block(a, b, q * W, std::min<int64_t>(W, a.d - q * W), kk * a.K, std::min(a.L, (kk + 1) * a.K), ks[o],
+          bwd_block(a, b, q * W, std::min<int64_t>(W, a.d - q * W), t0, t1, ks[o],
                     a.ckpt + ((b * a.nck + kk) * a.nblk + q) * nW, g.data() + o * nW, gA.data() + o * nW,
-                    gD.data() + o * W, gb.data() + o * W, gBp + grp * bln, gCp + grp * bln, hs.data(), ea.data(), dts.data());
+                    gD.data() + o * W, gb.data() + o * W, gBv.data(), gCv.data(), hs.data(), ea.data(), dts.data());
         }
+        T* pB = gBp + grp * bln + (b * a.L + t0) * n; T* pC = gCp + grp * bln + (b * a.L + t0) * n;
+        for (int64_t r = 0; r < len * n; ++r) {   // one sum over the lanes per (step, j) and chunk
+          T sb = 0, sc = 0;
+          for (int c = 0; c < W; ++c) { sb += gBv[r * W + c]; sc += gCv[r * W + c]; }
+          pB[r] += sb; pC[r] += sc;
+        }
+      }
       for (int64_t q = q0; q < q1; ++q) {   // per-batch partials: no two items share (b, channel)
         const int64_t o = q - q0;
         for (int64_t c = 0; c < std::min<int64_t>(W, a.d - q * W); ++c) {
@@ -659,7 +668,7 @@ def causal_conv1d_silu(x:Tensor, # (b, l, d), any strides with unit stride over 
     return CausalConvSiluCpp.apply(x, weight, bias)
 
 # %% ../../nbs/05a_scan_cpu.ipynb
-SCAN_INSTR = {"fwd": 21, "bwd": 43}  # vector instructions per 16-lane block per state index (derived above)
+SCAN_INSTR = {"fwd": 21, "bwd": 41}  # vector instructions per 16-lane block per state index (derived above)
 
 def scan_ns_estimate(instr_per_vec, # vector instructions per block per state index
                      lanes=16, # fp32 lanes per vector register (AVX-512: 16, AVX2: 8)
