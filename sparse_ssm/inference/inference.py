@@ -113,28 +113,31 @@ def encode_prompts(tokenizer, prompts:list, # list of prompt strings
 
 # %% ../../nbs/18_inference.ipynb #825155f1
 class _TextRow:
-    "Incremental decoding, stop-string search and streaming for one row: each token costs O(1) amortised."
+    "Incremental decoding, stop-string search and streaming for one row: O(1) work per token (amortised)."
     def __init__(self, tokenizer, stop, emit):
-        self.tok, self.stop, self.emit, self.sent = tokenizer, stop, emit, 0
-        self.hold = max((len(s) for s in stop), default=1) - 1
-        self.n_done, self.done, self.text, self.searched = 0, "", "", 0  # ids[:n_done] decode to `done`, final
+        self.tok, self.stop, self.emit = tokenizer, stop, emit
+        self.hold = max((len(s) for s in stop), default=1) - 1  # characters kept back: a stop string may start there
+        self.sent, self.buf, self.tail, self.n_done, self.final = [], "", "", 0, None
     def update(self, ids) -> bool:
         "Decode the new `ids`; stream what is safe; True if a stop string appeared."
-        tail = self.tok.decode(ids[self.n_done:])
-        self.text = self.done + tail
-        if tail and tail[-1] != "\ufffd": self.done, self.n_done = self.text, len(ids)  # whole characters: final
-        start = max(0, self.searched - self.hold)  # a stop string may straddle the old end
-        hits = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
-        if hits: self.text = self.text[:min(hits)]; return True
-        self.searched = len(self.done)  # the undecided tail is searched again next time
-        safe = len(self.text) - self.hold
-        while safe > self.sent and self.text[safe - 1] == "\ufffd": safe -= 1  # maybe an incomplete character
-        self._send(safe)
+        self.tail = self.tok.decode(ids[self.n_done:])       # ids[:n_done] are decoded for good
+        if self.tail and self.tail[-1] != "\ufffd":           # ends on a whole character: final
+            self.buf, self.tail, self.n_done = self.buf + self.tail, "", len(ids)
+        window = self.buf + self.tail                         # all a new stop string can touch
+        hits = [i for i in (window.find(s) for s in self.stop) if i >= 0]
+        if hits: self.final = "".join(self.sent) + window[:min(hits)]; return True
+        self._send(len(self.buf) - self.hold)                 # keep `hold` final characters back
         return False
     def _send(self, upto):
-        if self.emit is not None and upto > self.sent: self.emit(self.text[self.sent:upto])
-        self.sent = max(self.sent, upto)
-    def finish(self): self._send(len(self.text)); return self.text
+        if upto <= 0: return
+        piece, self.buf = self.buf[:upto], self.buf[upto:]
+        self.sent.append(piece)
+        if self.emit is not None: self.emit(piece)
+    def finish(self):
+        if self.final is None: self.final = "".join(self.sent) + self.buf + self.tail
+        rest = self.final[sum(map(len, self.sent)):]
+        if rest and self.emit is not None: self.emit(rest)
+        return self.final
 
 # %% ../../nbs/18_inference.ipynb #5024325c
 def generate(model, tokenizer, prompt, # a MambaLM; encode/decode tokenizer; a str or a list of str
