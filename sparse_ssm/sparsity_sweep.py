@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_sparsity_sweep.ipynb #c93e17d3
 from __future__ import annotations
-import copy, json, time, warnings
+import copy, gc, json, os, re, subprocess, sys, time, warnings
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
@@ -16,9 +16,16 @@ from .dataset.tokenizer import ByteTokenizer
 from .dataset.dataloader import default_corpus, train_val_split, LMLoader
 from .training.optimizer import make_optimizer, make_scheduler
 from .training.trainer import Learner, evaluate
+from .model.sparse import shrink, compress
+from .model.sparse_kernel import resident_bytes, SparseLinear16
+from .dataset.tasks import AssociativeRecall, answer_accuracy
+from .inference.inference import generate_ids
 
 # %% auto #0
-__all__ = ['PATTERNS', 'sweep_data', 'train_lm', 'tokens_per_second', 'measure', 'run_sweep', 'print_sweep', 'main', 'plot_sweep']
+__all__ = ['PATTERNS', 'FAMILIES', 'BLOCK', 'MQAR', 'sweep_data', 'train_lm', 'tokens_per_second', 'measure', 'run_sweep',
+           'print_sweep', 'plot_sweep', 'make_variant', 'train_flops', 'TaskStream', 'mqar_accuracy', 'quality_seed',
+           'interleaved', 'speed_models', 'proj_bytes', 'speed_rows', 'build_kind', 'memory_child', 'memory_rows',
+           'main', 'quality_table', 'print_quality', 'print_speed', 'print_memory', 'speed', 'plot_runtime']
 
 # %% ../nbs/32_sparsity_sweep.ipynb #fda7be94
 def sweep_data(seq_len:int=128, batch_size:int=16, max_chars:int|None=None, seed:int=0):
@@ -97,20 +104,6 @@ def print_sweep(rows):
         print(f"{r['pattern']:>13} {r['method']:>9} {r['target']:6.2f} {r['sparsity']:8.3f} {str(r['recovered']):>9} {r['val_bpb']:8.3f} "
               f"{r['bytes_ratio']:6.2f} {r.get('tok_s_dense', float('nan')):11.0f} {r.get('tok_s_csr', float('nan')):9.0f}")
 
-# %% ../nbs/32_sparsity_sweep.ipynb #4d4ba6a1
-@call_parse
-def main(out:str="data/sparsity_sweep.json", # where the result rows go (JSON)
-         d_model:int=128, n_layer:int=2, train_steps:int=400, recover_steps:int=50,
-         wanda:bool=False, # also prune with WANDA (activation-aware)
-         seed:int=0):
-    "Run the sparsity sweep, print its table and save the rows as JSON."
-    rows = run_sweep(d_model=d_model, n_layer=n_layer, train_steps=train_steps, recover_steps=recover_steps,
-                     methods=("magnitude", "wanda") if wanda else ("magnitude",), seed=seed, log=lambda r: print(r, flush=True))
-    print_sweep(rows)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(rows, indent=1))
-    print(f"wrote {out}")
-
 # %% ../nbs/32_sparsity_sweep.ipynb #98ad54cc
 def plot_sweep(rows):
     "Held-out bpb against sparsity per pattern (one-shot and recovered), and compressed bytes against sparsity."
@@ -127,3 +120,239 @@ def plot_sweep(rows):
     a2.plot(*zip(*pts), "o", label="measured"); xs = torch.linspace(0, 0.9, 10)
     a2.plot(xs, 1 - xs + 1 / 32, "k:", label="(1 - s) + 1/32"); a2.set_xlabel("sparsity"); a2.set_ylabel("checkpoint bytes / dense")
     a2.set_title("storage"); a2.legend(); plt.tight_layout(); plt.show()
+
+# %% ../nbs/32_sparsity_sweep.ipynb #29e83044
+FAMILIES = {"channels": (0.25, 0.5), "state": (0.25, 0.5, 0.75), "unstructured": (0.5, 0.7, 0.9), "2:4": (0.5,), "block": (0.5, 0.7)}
+BLOCK = {"in_proj": "block8x8", "out_proj": "block8x8", "x_proj": "unstructured", "dt_proj": "unstructured"}  # x_proj's rows are not a multiple of 8
+
+def make_variant(model, family:str, amount:float):
+    "A new model: `model` shrunk (channels, state) or pruned (unstructured, 2:4, block) by `amount`."
+    if family in ("channels", "state"): return shrink(model, amount, family)
+    m = copy.deepcopy(model)
+    prune(m, amount, BLOCK if family == "block" else family)
+    return m
+
+def train_flops(model) -> float:
+    "Training FLOPs per token, counted as 6 x parameters (tied embedding once)."
+    return 6.0 * sum(p.numel() for p in model.parameters())
+
+# %% ../nbs/32_sparsity_sweep.ipynb #e61ab13c
+MQAR = dict(seq_len=48, n_kv=6, n_queries=6, vocab_size=40)
+
+class TaskStream:
+    "Endless batches of a synthetic task for the `Learner` (a new draw every step)."
+    def __init__(self, task, batch_size:int=32, seed:int=0): self.task, self.b, self.seed, self.i = task, batch_size, seed, 0
+    def next_batch(self): self.i += 1; return self.task.sample(self.b, seed=self.seed * 1_000_003 + self.i)
+
+@torch.no_grad()
+def mqar_accuracy(model, task, n:int=256, seed:int=999_999) -> float:
+    "Share of queried values predicted right on `n` held-out sequences."
+    x, y = task.sample(n, seed); model.eval()
+    return answer_accuracy(model(x), y)
+
+# %% ../nbs/32_sparsity_sweep.ipynb #b081aebd
+def quality_seed(seed:int, d_model:int=64, n_layer:int=2, steps:int=250, recover:int=30, recover_half:int=100,
+                 batch_size:int=8, seq_len:int=128, val_batches:int=10, mqar_steps:int=300, families=FAMILIES, max_chars:int|None=None, log=print) -> dict:
+    "One seed of parts 1 and 2: rows per (family, amount) and the shrunk-vs-scratch comparison."
+    tok, train_dl, valid_dl = sweep_data(seq_len, batch_size, max_chars, seed)
+    bpb = lambda m: evaluate(m, valid_dl, max_batches=val_batches)["val_bpb"]
+    torch.manual_seed(seed); dense = train_lm(MambaLM(MambaConfig(d_model=d_model, n_layer=n_layer, vocab_size=tok.vocab_size)), train_dl, steps)
+    task = AssociativeRecall(**MQAR)
+    torch.manual_seed(seed); mq = train_lm(MambaLM(MambaConfig(d_model=d_model, n_layer=n_layer, vocab_size=task.vocab_size)), TaskStream(task, 32, seed), mqar_steps)
+    rows = [dict(seed=seed, family="dense", amount=0.0, bpb=bpb(dense), bpb_rec=bpb(dense), mqar=mqar_accuracy(mq, task), mqar_rec=mqar_accuracy(mq, task))]
+    log(rows[-1])
+    for fam, amounts in families.items():
+        for a in amounts:
+            m, q = make_variant(dense, fam, a), make_variant(mq, fam, a)
+            r = dict(seed=seed, family=fam, amount=a, bpb=bpb(m), mqar=mqar_accuracy(q, task))
+            train_lm(m, train_dl, recover, lr=1e-3, warmup=0); train_lm(q, TaskStream(task, 32, seed + 7), recover, lr=1e-3, warmup=0)
+            r.update(bpb_rec=bpb(m), mqar_rec=mqar_accuracy(q, task)); rows.append(r); log(r)
+    half = train_lm(shrink(dense, 0.5, "channels"), train_dl, recover_half, lr=1e-3, warmup=0)
+    budget = steps * train_flops(dense) + recover_half * train_flops(half)
+    scratch_steps = round(budget / train_flops(half))
+    torch.manual_seed(seed + 100); scratch = train_lm(MambaLM(half.config), train_dl, scratch_steps)
+    cmp = dict(seed=seed, shrunk_bpb=bpb(half), scratch_bpb=bpb(scratch), dense_bpb=rows[0]["bpb"], scratch_steps=scratch_steps,
+               dense_steps=steps, recover_steps=recover_half, flops_ratio=train_flops(half) / train_flops(dense))
+    log(cmp)
+    return dict(rows=rows, compare=cmp)
+
+# %% ../nbs/32_sparsity_sweep.ipynb #5ee47f27
+def _decode_fn(model, n_tokens:int):
+    "A zero-argument callable that decodes `n_tokens` at batch 1 after a 4-token prompt."
+    ids = torch.arange(4) % model.config.vocab_size
+    @torch.no_grad()
+    def run():
+        cache = model.allocate_cache(1); model(ids[None], cache); t = ids[-1:]
+        for _ in range(n_tokens): t = model.step(t, cache).argmax(-1)
+    return run
+
+def _train_fn(model, batch_size:int, seq_len:int):
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    x = torch.randint(0, model.config.vocab_size, (batch_size, seq_len + 1), generator=torch.Generator().manual_seed(0))
+    def run():
+        lg = model(x[:, :-1]); loss = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), x[:, 1:].reshape(-1))
+        opt.zero_grad(); loss.backward(); opt.step()
+    return run
+
+def interleaved(fns:dict, reps:int=5) -> dict:
+    "Median seconds of each callable, timed round by round (one warm-up call each)."
+    for f in fns.values(): f()
+    ts = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items(): t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
+    return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
+
+# %% ../nbs/32_sparsity_sweep.ipynb #6c44a322
+def speed_models(shape:str="tiny", seed:int=0) -> dict:
+    "The models compared at one shape: dense, shrunk, masked and compressed (random weights are enough for speed)."
+    torch.manual_seed(seed)
+    cfg = MambaConfig(d_model=128, n_layer=2, vocab_size=259) if shape == "tiny" else MambaConfig(d_model=768, n_layer=24, vocab_size=50280)
+    dense = MambaLM(cfg).eval()
+    out = {"dense": dense, "shrunk channels 0.5": shrink(dense, 0.5, "channels").eval()}
+    if shape == "tiny": out["shrunk state 0.5"] = shrink(dense, 0.5, "state").eval()
+    for s in ((0.7, 0.9) if shape != "tiny" else (0.5, 0.7, 0.9)):
+        m = copy.deepcopy(dense); prune(m, s)
+        if s == 0.7: out["masked 0.7"] = m; m = copy.deepcopy(m)
+        out[f"compressed {s}"] = compress(m)
+    if shape == "tiny":
+        m = copy.deepcopy(dense); prune(m, 0.5, "2:4"); out["compressed 2:4"] = compress(m)
+    return out
+
+def proj_bytes(model) -> int:
+    "Resident bytes of the four projections of every mixer (dense, masked or packed)."
+    return sum(resident_bytes(getattr(l.mixer, k)) for l in model.backbone.layers for k in ("in_proj", "x_proj", "dt_proj", "out_proj"))
+
+def speed_rows(shape:str="tiny", decode_tokens:int=16, train_batch:int=16, train_len:int=128, reps:int=5, train:bool=True, log=print) -> list:
+    "Decoding (and training) tokens/s and resident bytes of every model of `speed_models(shape)`."
+    ms = speed_models(shape)
+    dec = interleaved({k: _decode_fn(m, decode_tokens) for k, m in ms.items()}, reps)
+    trainable = {k: m for k, m in ms.items() if not any(isinstance(x, SparseLinear16) for x in m.modules())}
+    tr = interleaved({k: _train_fn(m.train(), train_batch, train_len) for k, m in trainable.items()}, max(2, reps // 2)) if train else {}
+    rows = []
+    for k, m in ms.items():
+        rows.append(dict(shape=shape, model=k, decode_tok_s=decode_tokens / dec[k], train_tok_s=train_batch * train_len / tr[k] if k in tr else None,
+                         weight_bytes=resident_bytes(m), proj_bytes=proj_bytes(m)))
+        log(rows[-1])
+    return rows
+
+# %% ../nbs/32_sparsity_sweep.ipynb #6a926a6c
+def _kib(key): return int(re.search(rf"^{key}:\s+(\d+) kB", open("/proc/self/status").read(), re.M).group(1))
+
+def build_kind(kind:str, shape:str="130m", seed:int=0):
+    "One model of the memory table: dense, masked / compressed at a sparsity, or shrunk."
+    torch.manual_seed(seed)
+    cfg = MambaConfig(d_model=128, n_layer=2, vocab_size=259) if shape == "tiny" else MambaConfig(d_model=768, n_layer=24, vocab_size=50280)
+    m = MambaLM(cfg).eval()
+    if kind.startswith("shrunk"): return shrink(m, float(kind.split()[-1]), "channels")
+    if kind != "dense":
+        prune(m, float(kind.split()[-1]))
+        if kind.startswith("compressed"): compress(m)
+    return m
+
+def memory_child(spec:str):
+    "Run in a fresh process: build one model, generate, print resident and peak bytes as JSON."
+    import ctypes
+    spec = json.loads(spec); libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD: large blocks are unmapped when freed
+    torch.set_grad_enabled(False)
+    base = _kib("VmRSS")
+    m = build_kind(spec["kind"], spec["shape"]); gc.collect(); libc.malloc_trim(0)
+    rss = _kib("VmRSS")
+    open("/proc/self/clear_refs", "w").write("5")  # the high-water mark starts again from here
+    generate_ids(m, [[1, 2, 3, 4]], spec["tokens"], temperature=0)
+    print(json.dumps(dict(shape=spec["shape"], model=spec["kind"], weight_bytes=resident_bytes(m), proj_bytes=proj_bytes(m),
+                          rss_bytes=(rss - base) * 1024, peak_gen_bytes=(_kib("VmHWM") - base) * 1024)))
+
+def memory_rows(shape:str="130m", kinds=("dense", "masked 0.7", "compressed 0.7", "compressed 0.9", "shrunk 0.5"), tokens:int=16, log=print) -> list:
+    "The memory table: one subprocess per model."
+    rows = []
+    for k in kinds:
+        spec = json.dumps(dict(kind=k, shape=shape, tokens=tokens))
+        r = subprocess.run([sys.executable, "-c", f"from sparse_ssm.sparsity_sweep import memory_child; memory_child({spec!r})"],
+                           capture_output=True, text=True, timeout=1800)
+        if r.returncode: raise RuntimeError(f"memory child for {k!r} failed:\n{r.stderr[-2000:]}")
+        rows.append(json.loads(r.stdout.strip().splitlines()[-1])); log(rows[-1])
+    return rows
+
+# %% ../nbs/32_sparsity_sweep.ipynb #1f4d7562
+@call_parse
+def main(out:str="data/sparsity_runtime.json", # results (JSON), updated after every part
+         part:str="all", # quality, speed, memory or all
+         seeds:int=3, # seeds of the quality runs
+         steps:int=250, # training steps of each quality run
+         quick:bool=False): # a miniature of every part (for the tests)
+    "Run the redone sparsity experiment and write its results to `out`."
+    path = Path(out); res = json.loads(path.read_text()) if path.exists() else {}
+    def save(): path.parent.mkdir(parents=True, exist_ok=True); path.write_text(json.dumps(res, indent=1))
+    log = lambda r: print(r, flush=True)
+    if part in ("quality", "all"):
+        kw = dict(d_model=16, n_layer=1, steps=3, recover=1, recover_half=2, batch_size=2, seq_len=32, val_batches=1, mqar_steps=3,
+                  families={"channels": (0.5,), "unstructured": (0.5,)}) if quick else dict(steps=steps)
+        res["quality"] = []
+        for s in range(seeds): res["quality"].append(quality_seed(s, log=log, **kw)); save()
+    if part in ("speed", "all"):
+        res["speed"] = speed_rows("tiny", reps=2 if quick else 7, log=log); save()
+        if not quick: res["speed"] += speed_rows("130m", reps=3, train_batch=1, train_len=64, log=log); save()
+    if part in ("memory", "all"):
+        res["memory"] = memory_rows("tiny" if quick else "130m", tokens=4 if quick else 16, log=log); save()
+    print(f"wrote {out}")
+
+# %% ../nbs/32_sparsity_sweep.ipynb #a29df6cb
+def _ms(xs): 
+    m = sum(xs) / len(xs); return m, (sum((x - m) ** 2 for x in xs) / max(1, len(xs) - 1)) ** 0.5
+
+def quality_table(res:dict) -> list:
+    "Rows (family, amount, (mean, std) of bpb, bpb recovered, MQAR, MQAR recovered) over the seeds."
+    rows = [r for s in res["quality"] for r in s["rows"]]
+    keys = list(dict.fromkeys((r["family"], r["amount"]) for r in rows))
+    return [(f, a, *[_ms([r[k] for r in rows if (r["family"], r["amount"]) == (f, a)]) for k in ("bpb", "bpb_rec", "mqar", "mqar_rec")]) for f, a in keys]
+
+def print_quality(res:dict):
+    "The quality table, mean +- std over seeds."
+    n = len(res["quality"]); print(f"quality, mean +- std over {n} seeds (one-shot | after recovery)")
+    print(f"{'family':>12} {'amount':>6} {'bpb':>13} {'bpb rec':>13} {'MQAR':>13} {'MQAR rec':>13}")
+    f2 = lambda t: f"{t[0]:6.3f}+-{t[1]:.3f}"
+    for f, a, *v in quality_table(res): print(f"{f:>12} {a:6.2f} " + " ".join(f2(t) for t in v))
+
+# %% ../nbs/32_sparsity_sweep.ipynb #e7c37e46
+def print_speed(res:dict):
+    "Speed and bytes per shape, with ratios to the dense model timed in the same rounds."
+    for shape in dict.fromkeys(r["shape"] for r in res["speed"]):
+        rows = [r for r in res["speed"] if r["shape"] == shape]; d0 = rows[0]
+        print(f"\n{shape}: {'model':>20} {'decode tok/s':>12} {'x dense':>7} {'train tok/s':>11} {'x dense':>7} {'weight MB':>9} {'x dense':>7} {'proj x dense':>12}")
+        for r in rows:
+            tr = f"{r['train_tok_s']:11.0f} {r['train_tok_s'] / d0['train_tok_s']:7.2f}" if r["train_tok_s"] else f"{'-':>11} {'-':>7}"
+            print(f"{'':>6}{r['model']:>20} {r['decode_tok_s']:12.1f} {r['decode_tok_s'] / d0['decode_tok_s']:7.2f} {tr} "
+                  f"{r['weight_bytes'] / 1e6:9.2f} {r['weight_bytes'] / d0['weight_bytes']:7.3f} {r['proj_bytes'] / d0['proj_bytes']:12.3f}")
+
+def print_memory(res:dict):
+    "Resident and peak bytes while generating, one subprocess per model."
+    rows = res["memory"]; d0 = rows[0]
+    print(f"{'model':>15} {'weights MB':>10} {'proj x dense':>12} {'RSS MB':>8} {'peak RSS MB':>11} {'peak x dense':>12}")
+    for r in rows:
+        print(f"{r['model']:>15} {r['weight_bytes'] / 1e6:10.1f} {r['proj_bytes'] / d0['proj_bytes']:12.3f} {r['rss_bytes'] / 1e6:8.1f} "
+              f"{r['peak_gen_bytes'] / 1e6:11.1f} {r['peak_gen_bytes'] / d0['peak_gen_bytes']:12.3f}")
+
+def speed(res, shape, model, key="decode_tok_s"):
+    "A ratio to dense from the speed table."
+    rows = {r["model"]: r for r in res["speed"] if r["shape"] == shape}
+    return rows[model][key] / rows["dense"][key]
+
+# %% ../nbs/32_sparsity_sweep.ipynb #ba273173
+def plot_runtime(res:dict):
+    "Quality (bpb and MQAR after recovery) against the amount removed, and decoding speed against sparsity."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, 3, figsize=(15, 4)); qt = quality_table(res); dense = qt[0]
+    for ax, j, name in ((axs[0], 3, "held-out bits per byte"), (axs[1], 5, "MQAR accuracy")):
+        for fam in [f for f in dict.fromkeys(r[0] for r in qt) if f != "dense"]:
+            pts = [(0.0, dense[j])] + [(r[1], r[j]) for r in qt if r[0] == fam]
+            ax.errorbar([p[0] for p in pts], [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o", capsize=3, label=fam)
+        ax.set_xlabel("fraction removed (units or weights)"); ax.set_ylabel(name + " (after recovery)"); ax.legend(fontsize=8)
+    for shape, mk in (("tiny", "o"), ("130m", "s")):
+        rows = [r for r in res["speed"] if r["shape"] == shape and r["model"].startswith(("compressed 0", "dense"))]
+        if rows:
+            d0 = rows[0]["decode_tok_s"]
+            xs = [0.0 if r["model"] == "dense" else float(r["model"].split()[-1]) for r in rows]
+            axs[2].plot(xs, [r["decode_tok_s"] / d0 for r in rows], mk + "-", label=f"{shape}: compressed, batch-1 decoding")
+    axs[2].axhline(1, color="k", lw=0.8); axs[2].set_xlabel("unstructured sparsity of the projections"); axs[2].set_ylabel("decoding tokens/s / dense")
+    axs[2].legend(fontsize=8); plt.tight_layout(); plt.show()
