@@ -217,7 +217,7 @@ def bench_threads(b=4, l=1024, d=512, n=16, L=512, tokens=8192, d_model=128, n_l
         r["efficiency"] = one * threads[0] / (r["s"] * r["threads"])
     return rows
 
-# %% ../nbs/40_benchmarks.ipynb #b8222ce9
+# %% ../nbs/40_benchmarks.ipynb #9663e203
 def bench_sparse(quick:bool=False, reps:int=3):
     "Pruned and dense side by side (chapter 32's `speed_rows`): tiny shape, and the 130M shape unless `quick`."
     from sparse_ssm.sparsity_sweep import speed_rows, print_speed

@@ -121,7 +121,7 @@ def plot_sweep(rows):
     a2.plot(xs, 1 - xs + 1 / 32, "k:", label="(1 - s) + 1/32"); a2.set_xlabel("sparsity"); a2.set_ylabel("checkpoint bytes / dense")
     a2.set_title("storage"); a2.legend(); plt.tight_layout(); plt.show()
 
-# %% ../nbs/32_sparsity_sweep.ipynb #29e83044
+# %% ../nbs/32_sparsity_sweep.ipynb #e0f8c466
 FAMILIES = {"channels": (0.25, 0.5), "state": (0.25, 0.5, 0.75), "unstructured": (0.5, 0.7, 0.9), "2:4": (0.5,), "block": (0.5, 0.7)}
 BLOCK = {"in_proj": "block8x8", "out_proj": "block8x8", "x_proj": "unstructured", "dt_proj": "unstructured"}  # x_proj's rows are not a multiple of 8
 
@@ -136,7 +136,7 @@ def train_flops(model) -> float:
     "Training FLOPs per token, counted as 6 x parameters (tied embedding once)."
     return 6.0 * sum(p.numel() for p in model.parameters())
 
-# %% ../nbs/32_sparsity_sweep.ipynb #e61ab13c
+# %% ../nbs/32_sparsity_sweep.ipynb #c67b4119
 MQAR = dict(seq_len=48, n_kv=6, n_queries=6, vocab_size=40)
 
 class TaskStream:
@@ -150,7 +150,7 @@ def mqar_accuracy(model, task, n:int=256, seed:int=999_999) -> float:
     x, y = task.sample(n, seed); model.eval()
     return answer_accuracy(model(x), y)
 
-# %% ../nbs/32_sparsity_sweep.ipynb #b081aebd
+# %% ../nbs/32_sparsity_sweep.ipynb #82ce9705
 def quality_seed(seed:int, d_model:int=64, n_layer:int=2, steps:int=250, recover:int=30, recover_half:int=100,
                  batch_size:int=8, seq_len:int=128, val_batches:int=10, mqar_steps:int=300, families=FAMILIES, max_chars:int|None=None, log=print) -> dict:
     "One seed of parts 1 and 2: rows per (family, amount) and the shrunk-vs-scratch comparison."
@@ -176,7 +176,7 @@ def quality_seed(seed:int, d_model:int=64, n_layer:int=2, steps:int=250, recover
     log(cmp)
     return dict(rows=rows, compare=cmp)
 
-# %% ../nbs/32_sparsity_sweep.ipynb #5ee47f27
+# %% ../nbs/32_sparsity_sweep.ipynb #0718ac3b
 def _decode_fn(model, n_tokens:int):
     "A zero-argument callable that decodes `n_tokens` at batch 1 after a 4-token prompt."
     ids = torch.arange(4) % model.config.vocab_size
@@ -202,7 +202,7 @@ def interleaved(fns:dict, reps:int=5) -> dict:
         for k, f in fns.items(): t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
     return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
 
-# %% ../nbs/32_sparsity_sweep.ipynb #6c44a322
+# %% ../nbs/32_sparsity_sweep.ipynb #b2a66315
 def speed_models(shape:str="tiny", seed:int=0) -> dict:
     "The models compared at one shape: dense, shrunk, masked and compressed (random weights are enough for speed)."
     torch.manual_seed(seed)
@@ -235,7 +235,7 @@ def speed_rows(shape:str="tiny", decode_tokens:int=16, train_batch:int=16, train
         log(rows[-1])
     return rows
 
-# %% ../nbs/32_sparsity_sweep.ipynb #6a926a6c
+# %% ../nbs/32_sparsity_sweep.ipynb #3c679b7b
 def _kib(key): return int(re.search(rf"^{key}:\s+(\d+) kB", open("/proc/self/status").read(), re.M).group(1))
 
 def build_kind(kind:str, shape:str="130m", seed:int=0):
@@ -274,7 +274,7 @@ def memory_rows(shape:str="130m", kinds=("dense", "masked 0.7", "compressed 0.7"
         rows.append(json.loads(r.stdout.strip().splitlines()[-1])); log(rows[-1])
     return rows
 
-# %% ../nbs/32_sparsity_sweep.ipynb #1f4d7562
+# %% ../nbs/32_sparsity_sweep.ipynb #e6352f8d
 @call_parse
 def main(out:str="data/sparsity_runtime.json", # results (JSON), updated after every part
          part:str="all", # quality, speed, memory or all
@@ -297,7 +297,7 @@ def main(out:str="data/sparsity_runtime.json", # results (JSON), updated after e
         res["memory"] = memory_rows("tiny" if quick else "130m", tokens=4 if quick else 16, log=log); save()
     print(f"wrote {out}")
 
-# %% ../nbs/32_sparsity_sweep.ipynb #a29df6cb
+# %% ../nbs/32_sparsity_sweep.ipynb #c072e7a4
 def _ms(xs): 
     m = sum(xs) / len(xs); return m, (sum((x - m) ** 2 for x in xs) / max(1, len(xs) - 1)) ** 0.5
 
@@ -314,7 +314,7 @@ def print_quality(res:dict):
     f2 = lambda t: f"{t[0]:6.3f}+-{t[1]:.3f}"
     for f, a, *v in quality_table(res): print(f"{f:>12} {a:6.2f} " + " ".join(f2(t) for t in v))
 
-# %% ../nbs/32_sparsity_sweep.ipynb #e7c37e46
+# %% ../nbs/32_sparsity_sweep.ipynb #f2e9e527
 def print_speed(res:dict):
     "Speed and bytes per shape, with ratios to the dense model timed in the same rounds."
     for shape in dict.fromkeys(r["shape"] for r in res["speed"]):
@@ -338,7 +338,7 @@ def speed(res, shape, model, key="decode_tok_s"):
     rows = {r["model"]: r for r in res["speed"] if r["shape"] == shape}
     return rows[model][key] / rows["dense"][key]
 
-# %% ../nbs/32_sparsity_sweep.ipynb #ba273173
+# %% ../nbs/32_sparsity_sweep.ipynb #2ad17e61
 def plot_runtime(res:dict):
     "Quality (bpb and MQAR after recovery) against the amount removed, and decoding speed against sparsity."
     import matplotlib.pyplot as plt
