@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, os, sysconfig
 from pathlib import Path
+from fastcore.basics import patch
 import numpy as np
 import torch
 from ..model.pretrained import atomic_write
@@ -122,7 +123,8 @@ class LMLoader:
         return self.n_windows // self.batch_size if self.drop_last else -(-self.n_windows // self.batch_size)
 
 # %% ../../nbs/09_dataloader.ipynb #8dace44f
-def _order(self: LMLoader, epoch: int) -> np.ndarray:
+@patch
+def order(self:LMLoader, epoch: int) -> np.ndarray:
     "Window order of `epoch`: a permutation seeded by (seed, epoch), or stream order (cached per epoch)."
     cached = getattr(self, "_cached_order", None)
     if cached is not None and cached[0] == epoch: return cached[1]
@@ -130,23 +132,23 @@ def _order(self: LMLoader, epoch: int) -> np.ndarray:
     self._cached_order = (epoch, order)
     return order
 
-def _get_batch(self: LMLoader, epoch: int, i: int):
+@patch
+def get_batch(self:LMLoader, epoch: int, i: int):
     "Batch `i` of `epoch` as (x, y), each (b, l) int64."
-    w = _order(self, epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+    w = self.order(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
     l = self.seq_len
     xy = np.stack([np.asarray(self.tokens[s:s + l + 1], dtype=np.int64) for s in w * l])  # (b, l+1)
     xy = torch.from_numpy(xy)
     if self.device is not None: xy = xy.to(self.device)
     return xy[:, :-1], xy[:, 1:]  # (b, l), (b, l)
 
-LMLoader.order, LMLoader.get_batch = _order, _get_batch
-
 # %% ../../nbs/09_dataloader.ipynb #2b3dec76
 def _roll(self: LMLoader):
     "Move to the next epoch when the current one is used up."
     if self.batch >= len(self): self.epoch, self.batch = self.epoch + 1, 0
 
-def _iter(self: LMLoader):
+@patch
+def __iter__(self:LMLoader):
     "The remaining batches of the current epoch."
     _roll(self)
     epoch = self.epoch
@@ -154,21 +156,22 @@ def _iter(self: LMLoader):
         i = self.batch; self.batch += 1
         yield self.get_batch(epoch, i)
 
-def _next_batch(self: LMLoader):
+@patch
+def next_batch(self:LMLoader):
     "The next batch, rolling over epochs forever."
     _roll(self)
     i = self.batch; self.batch += 1
     return self.get_batch(self.epoch, i)
 
-LMLoader.__iter__, LMLoader.next_batch = _iter, _next_batch
-
 # %% ../../nbs/09_dataloader.ipynb #3b94421f
-def _state_dict(self: LMLoader) -> dict:
+@patch
+def state_dict(self:LMLoader) -> dict:
     "The position (epoch, next batch) plus what must match on resume."
     return {"epoch": self.epoch, "batch": self.batch, "seed": self.seed, "shuffle": self.shuffle,
             "n_tokens": len(self.tokens), "batch_size": self.batch_size, "seq_len": self.seq_len}
 
-def _load_state_dict(self: LMLoader, state: dict):
+@patch
+def load_state_dict(self:LMLoader, state: dict):
     "Restore a position saved by `state_dict`; the data and sizes must be the same."
     mine = self.state_dict()
     for k in ("seed", "shuffle", "n_tokens", "batch_size", "seq_len"):
@@ -176,8 +179,6 @@ def _load_state_dict(self: LMLoader, state: dict):
             raise ValueError(f"loader state has {k}={state[k]} but this loader has {k}={mine[k]}; "
                              "resume with the same data, seed, batch_size and seq_len")
     self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
-
-LMLoader.state_dict, LMLoader.load_state_dict = _state_dict, _load_state_dict
 
 # %% ../../nbs/09_dataloader.ipynb #d4b0e53b
 PYTHON_ENV = "python-env"  # the corpus name a run config's data.path uses for `python_env_corpus`

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, builtins, hashlib, json, math, os, signal, sys, time
 from pathlib import Path
+from fastcore.basics import patch
 from urllib.parse import urlsplit
 import requests
 from tqdm.auto import tqdm
@@ -13,9 +14,9 @@ from ..model.pretrained import atomic_write
 
 
 # %% auto #0
-__all__ = ['DEFAULT_HOST', 'DEFAULT_TOPICS', 'PROMPT', 'ollama_url', 'OllamaError', 'OllamaClient', 'list_models', 'check_model',
-           'generate', 'make_prompt', 'request_seed', 'validate_sample', 'journal_path', 'write_json_atomic',
-           'read_samples', 'run_settings', 'generate_dataset', 'main']
+__all__ = ['DEFAULT_HOST', 'DEFAULT_TOPICS', 'PROMPT', 'ollama_url', 'OllamaError', 'OllamaClient', 'make_prompt', 'request_seed',
+           'validate_sample', 'journal_path', 'write_json_atomic', 'read_samples', 'run_settings', 'generate_dataset',
+           'main']
 
 # %% ../../nbs/11_synthetic_data.ipynb #eef36978
 DEFAULT_HOST = "http://localhost:11434"  # Ollama's default address
@@ -74,7 +75,8 @@ class OllamaClient:
                 self.sleep(max(min(self.backoff * 2**k, self.max_backoff), min(e.retry_after, self.max_backoff)))
 
 # %% ../../nbs/11_synthetic_data.ipynb #5a173012
-def _request(self: OllamaClient, method: str, path: str, **kw):
+@patch
+def _request(self:OllamaClient, method: str, path: str, **kw):
     "One HTTP request; transient failures raise _Retry."
     url = self.url + path
     try: r = self.session.request(method, url, timeout=(min(10.0, self.timeout), self.timeout), **kw)
@@ -88,23 +90,21 @@ def _request(self: OllamaClient, method: str, path: str, **kw):
         raise _Retry(f"HTTP {r.status_code} from {url}: {msg}", float(ra) if ra.replace(".", "", 1).isdigit() else 0.0)
     return r
 
-OllamaClient._request = _request
-
 # %% ../../nbs/11_synthetic_data.ipynb #c373cf10
-def list_models(self: OllamaClient) -> list[str]:
+@patch
+def list_models(self:OllamaClient) -> list[str]:
     "Names of the models the server has (GET /api/tags)."
     r = self._retrying(f"asking {self.url} for its models", lambda: self._request("GET", "/api/tags"))
     if r.status_code != 200: raise OllamaError(f"HTTP {r.status_code} from {self.url}/api/tags: {_error_text(r)}; is {self.url} an Ollama server?")
     return [m.get("name") or m.get("model", "") for m in r.json().get("models", [])]
 
-def check_model(self: OllamaClient, model: str):
+@patch
+def check_model(self:OllamaClient, model: str):
     "Raise OllamaError, with the `ollama pull` to run, when the server lacks `model`."
     names = self.list_models()
     if model not in names and f"{model}:latest" not in names:
         raise OllamaError(f"model '{model}' is not on the Ollama server at {self.url} (it has: {', '.join(names) or 'no models'}); "
                           f"run `ollama pull {model}` there, then rerun this command")
-
-OllamaClient.list_models, OllamaClient.check_model = list_models, check_model
 
 # %% ../../nbs/11_synthetic_data.ipynb #e2fd2b89
 def _read_stream(r) -> str:
@@ -126,7 +126,8 @@ def _read_stream(r) -> str:
 # %% ../../nbs/11_synthetic_data.ipynb #df170dbb
 class _NoEndpoint(Exception): "The server has no such endpoint (a bare 404 page)."
 
-def generate(self: OllamaClient, model: str, prompt: str, options: dict | None = None) -> str:
+@patch
+def generate(self:OllamaClient, model: str, prompt: str, options: dict | None = None) -> str:
     "The full text of one streamed answer (POST /api/generate or /api/chat), retried on transient failures."
     def once():
         body = {"model": model, "stream": True, "options": options or {}}
@@ -145,8 +146,6 @@ def generate(self: OllamaClient, model: str, prompt: str, options: dict | None =
                                                  f"(run `ollama pull {model}`) or this is not an Ollama server") from None
         self.api = "chat"
         return self.generate(model, prompt, options)
-
-OllamaClient.generate = generate
 
 # %% ../../nbs/11_synthetic_data.ipynb #6e88ab3b
 DEFAULT_TOPICS = ("the water cycle", "how vaccines work", "the history of the printing press", "prime numbers",

@@ -5,6 +5,7 @@
 # %% ../../nbs/10_tasks.ipynb #bfb8e66b
 from __future__ import annotations
 from dataclasses import dataclass
+from fastcore.basics import patch
 import torch
 
 # %% auto #0
@@ -40,6 +41,7 @@ def answer_accuracy(pred, # logits (b, l, vocab) or predicted ids (b, l)
 @dataclass
 class SelectiveCopying:
     "Copy the n_copy data tokens scattered among blanks, in order, at the markers."
+    accuracy = staticmethod(answer_accuracy)  # the shared scorer; not a dataclass field
     seq_len: int = 256 # total input length l (data region + n_copy markers)
     n_copy: int = 16 # data tokens to memorise
     n_data: int = 16 # size of the data vocabulary
@@ -53,7 +55,8 @@ class SelectiveCopying:
     def marker_id(self) -> int: return self.n_data + 1
 
 # %% ../../nbs/10_tasks.ipynb #3b7469c1
-def _sc_sample(self: SelectiveCopying, batch_size: int, seed: int = 0):
+@patch
+def sample(self:SelectiveCopying, batch_size: int, seed: int = 0):
     "A batch (x, y), each (b, l); y holds the data tokens at the marker positions."
     g, b, k = _gen(seed), batch_size, self.n_copy
     region = self.seq_len - k
@@ -66,13 +69,11 @@ def _sc_sample(self: SelectiveCopying, batch_size: int, seed: int = 0):
     y[:, region:] = data
     return x, y
 
-SelectiveCopying.sample = _sc_sample
-SelectiveCopying.accuracy = staticmethod(answer_accuracy)
-
 # %% ../../nbs/10_tasks.ipynb #e3339e0d
 @dataclass
 class InductionHeads:
     "After the final trigger token, output the token that followed its first occurrence."
+    accuracy = staticmethod(answer_accuracy)  # the shared scorer; not a dataclass field
     seq_len: int = 256 # input length l
     vocab_size: int = 16 # including the trigger token
     def __post_init__(self):
@@ -80,7 +81,8 @@ class InductionHeads:
     @property
     def trigger_id(self) -> int: return self.vocab_size - 1
 
-def _ih_sample(self: InductionHeads, batch_size: int, seed: int = 0):
+@patch
+def sample(self:InductionHeads, batch_size: int, seed: int = 0):
     "A batch (x, y), each (b, l); y holds the answer at the last position."
     g, b, l = _gen(seed), batch_size, self.seq_len
     x = torch.randint(0, self.trigger_id, (b, l), generator=g)  # (b, l), trigger excluded
@@ -92,13 +94,11 @@ def _ih_sample(self: InductionHeads, batch_size: int, seed: int = 0):
     y[:, -1] = x[rows, p + 1]
     return x, y
 
-InductionHeads.sample = _ih_sample
-InductionHeads.accuracy = staticmethod(answer_accuracy)
-
 # %% ../../nbs/10_tasks.ipynb #c8f194a4
 @dataclass
 class AssociativeRecall:
     "Key-value pairs, then queries among blanks: output each queried key's value."
+    accuracy = staticmethod(answer_accuracy)  # the shared scorer; not a dataclass field
     seq_len: int = 128 # input length l
     n_kv: int = 8 # key-value pairs at the start
     n_queries: int = 8 # keys asked again later (at most n_kv)
@@ -113,7 +113,8 @@ class AssociativeRecall:
     def n_keys(self) -> int: return (self.vocab_size - 1) // 2
 
 # %% ../../nbs/10_tasks.ipynb #15ab79d9
-def _ar_sample(self: AssociativeRecall, batch_size: int, seed: int = 0):
+@patch
+def sample(self:AssociativeRecall, batch_size: int, seed: int = 0):
     "A batch (x, y), each (b, l); y holds the values at the query positions."
     g, b, n, q, l = _gen(seed), batch_size, self.n_kv, self.n_queries, self.seq_len
     keys = torch.rand(b, self.n_keys, generator=g).argsort(dim=1)[:, :n] + 1  # (b, n) distinct
@@ -126,9 +127,6 @@ def _ar_sample(self: AssociativeRecall, batch_size: int, seed: int = 0):
     y = torch.full_like(x, IGNORE_INDEX)
     y.scatter_(1, pos, vals.gather(1, which))
     return x, y
-
-AssociativeRecall.sample = _ar_sample
-AssociativeRecall.accuracy = staticmethod(answer_accuracy)
 
 # %% ../../nbs/10_tasks.ipynb #640d2119
 def selective_copying(batch_size: int, seed: int = 0, **kw):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json, re, heapq, sysconfig
 from collections import Counter, defaultdict
 from pathlib import Path
+from fastcore.basics import patch, patch_to
 import torch
 from ..model.mamba import check_token_ids
 from ..model.pretrained import atomic_write
@@ -51,27 +52,28 @@ def _check_ids(ids, vocab_size):
     check_token_ids(t, vocab_size, 1)
     return t.tolist()
 
-def _decode_str(self, ids, errors="replace", skip_special=True) -> str:
+@patch
+def decode(self:ByteTokenizer, ids, errors="replace", skip_special=True) -> str:
     "Ids to text; invalid UTF-8 becomes U+FFFD (errors='replace') or raises (errors='strict')."
     return self.decode_bytes(ids, skip_special=skip_special).decode("utf-8", errors=errors)
 
 # %% ../../nbs/08_tokenizer.ipynb #1f09b1f2
-def _byte_encode_bytes(self, data: bytes, add_bos=False, add_eos=False) -> list[int]:
+@patch
+def encode_bytes(self:ByteTokenizer, data: bytes, add_bos=False, add_eos=False) -> list[int]:
     "Any bytes to ids, exactly."
     return _wrap(list(bytes(data)), self, add_bos, add_eos)
 
-def _byte_encode(self, text: str, add_bos=False, add_eos=False) -> list[int]:
+@patch
+def encode(self:ByteTokenizer, text: str, add_bos=False, add_eos=False) -> list[int]:
     "Text to ids: its UTF-8 bytes."
     return self.encode_bytes(_utf8(text), add_bos, add_eos)
 
-def _byte_decode_bytes(self, ids, skip_special=True) -> bytes:
+@patch
+def decode_bytes(self:ByteTokenizer, ids, skip_special=True) -> bytes:
     "Ids to the exact bytes; specials dropped, or spelled out with skip_special=False."
     names = {v: k.encode() for k, v in self.special_ids.items()}
     out = [bytes([i]) if i < 256 else (b"" if skip_special else names[i]) for i in _check_ids(ids, self.vocab_size)]
     return b"".join(out)
-
-ByteTokenizer.encode_bytes, ByteTokenizer.encode = _byte_encode_bytes, _byte_encode
-ByteTokenizer.decode_bytes, ByteTokenizer.decode = _byte_decode_bytes, _decode_str
 
 # %% ../../nbs/08_tokenizer.ipynb #8d935a77
 SPLIT_PATTERN = r" ?[^\W\d]+| ?\d{1,3}| ?[^\s\w]+|\s+(?!\S)|\s+|[\s\S]"  # words, numbers, punctuation, spaces
@@ -152,7 +154,8 @@ class BPETokenizer(ByteTokenizer):
     def __repr__(self): return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)})"
 
 # %% ../../nbs/08_tokenizer.ipynb #7013d481
-def _bpe_chunk(self, chunk: bytes) -> list[int]:
+@patch
+def _bpe_chunk(self:BPETokenizer, chunk: bytes) -> list[int]:
     "Apply the merge rules to one chunk, lowest rank first."
     ids = self._cache.get(chunk)
     if ids is not None: return ids
@@ -164,26 +167,26 @@ def _bpe_chunk(self, chunk: bytes) -> list[int]:
     if len(self._cache) < 200_000: self._cache[chunk] = ids
     return ids
 
-def _bpe_encode(self, text: str, add_bos=False, add_eos=False) -> list[int]:
+@patch
+def encode(self:BPETokenizer, text: str, add_bos=False, add_eos=False) -> list[int]:
     "Text to ids: pre-tokenize, then merge inside each chunk."
     _utf8(text)  # validates (lone surrogates raise)
     ids = [i for c in pretokenize(text, self.pattern) for i in self._bpe_chunk(c.encode("utf-8"))]
     return _wrap(ids, self, add_bos, add_eos)
 
-def _bpe_encode_bytes(self, data: bytes, add_bos=False, add_eos=False) -> list[int]:
+@patch
+def encode_bytes(self:BPETokenizer, data: bytes, add_bos=False, add_eos=False) -> list[int]:
     "Any bytes to ids, exactly (invalid UTF-8 stays as single bytes)."
     text = bytes(data).decode("utf-8", "surrogateescape")  # invalid bytes -> lone surrogates
     ids = [i for c in pretokenize(text, self.pattern) for i in self._bpe_chunk(c.encode("utf-8", "surrogateescape"))]
     return _wrap(ids, self, add_bos, add_eos)
 
-def _bpe_decode_bytes(self, ids, skip_special=True) -> bytes:
+@patch
+def decode_bytes(self:BPETokenizer, ids, skip_special=True) -> bytes:
     "Ids to the exact bytes; specials dropped, or spelled out with skip_special=False."
     names = {v: k.encode() for k, v in self.special_ids.items()}
     n = 256 + len(self.merges)
     return b"".join(self.bytes_of[i] if i < n else (b"" if skip_special else names[i]) for i in _check_ids(ids, self.vocab_size))
-
-BPETokenizer._bpe_chunk, BPETokenizer.encode, BPETokenizer.encode_bytes = _bpe_chunk, _bpe_encode, _bpe_encode_bytes
-BPETokenizer.decode_bytes = _bpe_decode_bytes
 
 # %% ../../nbs/08_tokenizer.ipynb #48e2e7a0
 class _class_or_instance:
@@ -246,13 +249,13 @@ def _file(path) -> Path:
     p = Path(path)
     return p / "tokenizer.json" if p.is_dir() else p
 
-def _save(self, path):
+@patch
+def save(self:ByteTokenizer, path):
     "Write the tokenizer as a Hugging Face tokenizer.json (to `path`, or to path/tokenizer.json for a folder)."
     p = _file(path)
     if p.suffix != ".json": raise ValueError(f"tokenizer file {p} must end in .json (or pass a folder)")
     atomic_write(p, json.dumps(hf_tokenizer_json(self), ensure_ascii=False))
     return p
-ByteTokenizer.save = _save
 
 def load_tokenizer(path=None): # a file (or folder) written by `save`, or None / "byte" for the byte tokenizer
     "Open a saved tokenizer (either kind)."
@@ -266,7 +269,7 @@ def load_tokenizer(path=None): # a file (or folder) written by `save`, or None /
     if d.get("type") == "byte": return ByteTokenizer()  # the format of earlier versions
     if d.get("type") == "bpe": return BPETokenizer(d["merges"], d["pattern"])
     raise ValueError(f"{p} is not a sparse_ssm tokenizer file (type={d.get('type')!r}); write one with tok.save(path)")
-ByteTokenizer.load = BPETokenizer.load = staticmethod(load_tokenizer)
+patch_to(ByteTokenizer, static_method=True, nm="load")(load_tokenizer)  # BPETokenizer inherits it
 
 # %% ../../nbs/08_tokenizer.ipynb #ce71a020
 DEFAULT_MODULES = ("argparse", "textwrap", "difflib", "calendar", "fractions", "statistics", "heapq",

@@ -6,13 +6,15 @@
 from __future__ import annotations
 import contextlib, functools, math, re
 from dataclasses import dataclass, field
+from fastcore.basics import patch
 import torch
 from torch import nn
 import torch.utils.checkpoint
+from ..model.scan import SCAN_BACKENDS, available_backends, choose_backend, selective_scan  # the backend registry (chapter 05)
 
 # %% auto #0
-__all__ = ['SCAN_BACKENDS', 'FUSED_CHUNK', 'OPTIMIZER_STATES', 'PRESETS', 'DeviceInfo', 'describe_device', 'choose_precision',
-           'choose_scan_backend', 'arch_supported', 'DevicePolicy', 'device_policy', 'checkpoint_blocks', 'param_count',
+__all__ = ['OPTIMIZER_STATES', 'PRESETS', 'DeviceInfo', 'describe_device', 'choose_precision', 'choose_scan_backend',
+           'arch_supported', 'DevicePolicy', 'device_policy', 'checkpoint_blocks', 'param_count',
            'scan_saved_per_token', 'layer_activation_bytes', 'estimate_memory', 'param_count2', 'mamba2_layer_bytes',
            'TrainPreset', 'gtx1080ti_preset']
 
@@ -62,19 +64,12 @@ def choose_precision(info:DeviceInfo, # the device
                                 f"{info.sm}: no TF32 (it needs sm_80+)"]
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #6941fbc0
-def _triton_importable():
-    try: import triton; return True
-    except ImportError: return False
-
 def choose_scan_backend(info:DeviceInfo, # the device
                         real:bool=True, # True: ask `choose_backend` about the real device
                        ) -> tuple:
     "(backend name, reason) for the selective scan on this device."
-    from sparse_ssm.model.scan import choose_backend
     if real or info.type == "cpu": return choose_backend(torch.device(info.type, info.index) if info.type == "cuda" else "cpu")
-    from sparse_ssm.model.scan_triton import triton_status
-    ok, why = triton_status("cuda", info.capability, importable=_triton_importable())
-    return ("triton", f"{info.sm}: fused Triton kernel ({why})") if ok else ("chunked", f"chunked PyTorch scan in fp32 ({why})")
+    return choose_backend(info.type, capability=info.capability)
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #f4910a25
 def _arch_num(s): return int(re.sub(r"\D", "", s))  # "sm_61" -> 61, "sm_90a" -> 90, "compute_120" -> 120
@@ -147,7 +142,8 @@ def device_policy(device=None, # torch device or string (or a DeviceInfo / dict 
     return DevicePolicy(dev, amp, scaler, tf32, backend, reasons, info, arch_ok, arch_list)
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #055feb56
-def _report(self:DevicePolicy) -> str:
+@patch
+def report(self:DevicePolicy) -> str:
     "A plain-text account of the device and every choice, for the user."
     i = self.info
     mem = f", {i.total_memory / 2**30:.1f} GiB" if i.total_memory else ""
@@ -159,7 +155,6 @@ def _report(self:DevicePolicy) -> str:
              f"scan backend: {self.scan_backend}", "why:"]
     lines += [f"  - {r}" for r in self.reasons]
     return "\n".join(lines)
-DevicePolicy.report = _report
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #26653db7
 def _ckpt_forward(block, forward, x, *args, **kwargs):
@@ -191,16 +186,12 @@ def param_count(config, # a MambaConfig (or a Mamba2Config)
     return config.n_layer * block + V + D + (0 if config.tie_embeddings else V)
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #20148c5c
-SCAN_BACKENDS = ("ref", "parallel", "chunked", "cpp", "triton")  # what `estimate_memory` can account for
-FUSED_CHUNK = 64  # steps between the fused kernels' saved states
-
 @functools.lru_cache(maxsize=None)
 def scan_saved_per_token(scan_backend:str, # a pure backend of `selective_scan`: "ref", "parallel", "chunked"
                          d_inner:int, d_state:int, # E and n of the block
                          seq_len:int=128, # length of the measuring run (capped at 128)
                         ) -> float:
     "Bytes per token a scan backend that runs on the CPU saves for backward beyond its inputs, measured."
-    from sparse_ssm.model.scan import selective_scan
     if d_inner > 64: return scan_saved_per_token(scan_backend, 64, d_state, seq_len) * d_inner / 64
     l, E, n, g = min(seq_len, 128), d_inner, d_state, torch.Generator().manual_seed(0)
     r = lambda *s: torch.randn(*s, generator=g).requires_grad_()
@@ -220,20 +211,19 @@ def scan_saved_per_token(scan_backend:str, # a pure backend of `selective_scan`:
 @functools.lru_cache(maxsize=None)
 def _cpu_runs(scan_backend):
     "Whether `selective_scan` can run `scan_backend` on this machine's CPU (builds the C++ kernel if asked)."
-    from sparse_ssm.model.scan import available_backends
     return scan_backend in available_backends("cpu")
 
 def layer_activation_bytes(config, batch_size:int, seq_len:int, dtype=torch.float32, scan_backend:str="chunked") -> int:
     "Bytes one residual Mamba block saves for its backward pass (a Mamba-2 block: `mamba2_layer_bytes`)."
     if hasattr(config, "head_dim"): return mamba2_layer_bytes(config, batch_size, seq_len)
-    if scan_backend not in SCAN_BACKENDS:
-        raise ValueError(f"unknown scan_backend {scan_backend!r}; use one of ['ref', 'parallel', 'chunked', 'triton', 'cpp']")
+    if scan_backend not in SCAN_BACKENDS: raise ValueError(f"unknown scan_backend {scan_backend!r}; use one of {list(SCAN_BACKENDS)}")
+    bk = SCAN_BACKENDS[scan_backend]
     D, E, n, R, K = config.d_model, config.d_inner, config.d_state, config.dt_rank, config.d_conv
     s, amp, tok, l = torch.finfo(dtype).bits // 8, dtype in (torch.float16, torch.bfloat16), batch_size * seq_len, seq_len
     per_tok = 4 * (3 * D + 1) + s * (2 * E + E * (l + K - 1) / l + R + 2 * n + 4 * E)
     if amp: per_tok += s * (D + E + E)                                   # low-precision inputs of in_proj, x_proj, out_proj
-    if scan_backend == "triton" or (scan_backend == "cpp" and not _cpu_runs(scan_backend)):
-        scan = batch_size * math.ceil(l / FUSED_CHUNK) * E * n * 4     # a fused kernel we cannot run here: its checkpoints
+    if bk.fused and ("cpu" not in bk.devices or not _cpu_runs(scan_backend)):
+        scan = batch_size * math.ceil(l / bk.chunk) * E * n * 4        # a fused kernel we cannot run here: its saved states
     else: scan = tok * scan_saved_per_token(scan_backend, E, n, l)
     return int(tok * per_tok + scan + 2 * E * n * 4)
 

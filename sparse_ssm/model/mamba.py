@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
-from .scan import selective_scan, choose_backend, PURE_BACKENDS, FUSED_BACKENDS
+from .scan import selective_scan, choose_backend, backend_names
 from .scan_cpu import causal_conv1d_silu
 from .selective_param import A_INITS, A_log_init, dt_proj_init_, selective_params
 
@@ -73,7 +73,7 @@ def _finish_config(self:MambaConfig):
     if not 0 < self.dt_min <= self.dt_max: raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={self.dt_min}, dt_max={self.dt_max}")
     if not self.rms_norm_eps > 0: raise ValueError(f"MambaConfig.rms_norm_eps must be > 0, got {self.rms_norm_eps}")
     if self.A_init not in A_INITS: raise ValueError(f"MambaConfig.A_init={self.A_init!r} is unknown; choose one of {A_INITS}")
-    backends = ("auto", *PURE_BACKENDS, *FUSED_BACKENDS)
+    backends = ("auto", *backend_names())  # the scan's registry (chapter 05)
     if self.scan_backend not in backends: raise ValueError(f"MambaConfig.scan_backend={self.scan_backend!r} is unknown; choose one of {backends}")
     self.d_inner = self.expand * self.d_model
     m = self.pad_vocab_size_multiple

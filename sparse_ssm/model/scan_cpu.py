@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from .scan import SCAN_BACKENDS
 
 
 # %% ../../nbs/05a_scan_cpu.ipynb #5285d8b1
@@ -588,7 +589,7 @@ def _load():
     return build_extension("sparse_ssm_scan_cpu", cpp_source(), ["scan_fwd", "scan_bwd", "uses_avx2", "conv_silu_fwd", "conv_silu_bwd"], _STATE)
 
 # %% ../../nbs/05a_scan_cpu.ipynb #e24881bd
-def cpp_available() -> tuple:
+def cpp_available(device=None) -> tuple: # the registry's probe passes the device; the kernel runs on CPU tensors
     "(True, how it runs) or (False, why not); compiles the kernel on the first call."
     mod = _load()
     if mod is None:
@@ -600,7 +601,7 @@ def cpp_available() -> tuple:
     return True, f"{isa}, {torch.get_num_threads()} threads, loaded in {_STATE['load_s']:.1f} s"
 
 # %% ../../nbs/05a_scan_cpu.ipynb #1efec945
-CKPT_EVERY = 64  # save h every this many steps; the backward recomputes the steps in between
+CKPT_EVERY = SCAN_BACKENDS["cpp"].chunk  # save h every this many steps (the registry's chunking); the backward recomputes the steps in between
 
 def _prep(t, ct): return torch.empty(0, dtype=ct) if t is None else t.detach().to(ct).contiguous()
 

@@ -9,6 +9,7 @@ __all__ = ['triton_status', 'triton_available', 'SelectiveScanTriton', 'selectiv
 import math, os
 import torch
 from torch import Tensor
+from .scan import SCAN_BACKENDS, device_rule
 try:
     import triton
     import triton.language as tl
@@ -39,9 +40,9 @@ def triton_status(device_type:str, # "cpu", "cuda", ...
         return False, "Triton kernels need a CUDA GPU; on the CPU set TRITON_INTERPRET=1 before importing (tests only)"
     if device_type != "cuda": return False, f"the Triton scan supports CUDA devices only, not {device_type!r}"
     if interpreted: return True, "TRITON_INTERPRET=1: the interpreter runs on the CPU even for CUDA tensors (slow)"
-    major, minor = capability
-    if major < 7: return False, f"sm_{major}{minor}: Triton needs sm_70+; using chunked"
-    return True, f"sm_{major}{minor}: compiled Triton kernel"
+    ok, why = device_rule("triton", "cuda", capability)  # the registry's sm_70 rule (chapter 05)
+    if not ok: return False, why
+    return True, f"sm_{capability[0]}{capability[1]}: compiled Triton kernel"
 
 # %% ../../nbs/05b_scan_triton.ipynb #2534791f
 def triton_available(device=None, # a torch device; default: the current CUDA device, else CPU
@@ -269,13 +270,14 @@ class SelectiveScanTriton(torch.autograd.Function):
 # %% ../../nbs/05b_scan_triton.ipynb #53b21bbd
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           return_last_state=False,
-                          chunk_size:int=64, # steps between saved states for the backward pass
+                          chunk_size:int=None, # steps between saved states for the backward pass; default: the registry's
                           block_d:int=None, # channels per program (a power of two; default: by GPU size)
                           deterministic:bool=False, # dB, dC by per-block sums even with many blocks (no atomics)
                          ):
     "Fused Triton selective scan (inputs already validated, e.g. by `sparse_ssm.model.scan.selective_scan`)."
     ok, why = triton_available(u.device)
     if not ok: raise RuntimeError(f"Triton scan unavailable on {u.device}: {why}")
+    if chunk_size is None: chunk_size = SCAN_BACKENDS["triton"].chunk
     if chunk_size < 1: raise ValueError(f"chunk_size must be a positive int, got {chunk_size}")
     return SelectiveScanTriton.apply(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus),
                                      bool(return_last_state), int(chunk_size), block_d, bool(deterministic))

@@ -8,6 +8,7 @@ import time
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .scan_cpu import build_extension
 from .sparse import get_mask, register_compress
 
@@ -290,14 +291,14 @@ class SparseLinear16(nn.Module):
     def extra_repr(self): return f"{self.in_features} -> {self.out_features}, {self.layout}, {int(self.rowptr[-1])} kept"
 
 # %% ../../nbs/06b_sparse_kernel.ipynb #55c1c05e
-def _sl_forward(self:SparseLinear16, x:Tensor) -> Tensor:
+@patch
+def forward(self:SparseLinear16, x:Tensor) -> Tensor:
     x2 = x.reshape(-1, self.in_features)                                            # (tokens, in)
     if x2.shape[0] <= self.max_kernel_tokens and not (torch.is_grad_enabled() and x.requires_grad) and x.device.type == "cpu":
         y = sparse_mm(self.packed(), x2).to(x.dtype)
     else: y = F.linear(x2, unpack(self.packed()).to(x.device, x.dtype))           # transient dense matrix
     if self.bias is not None: y = y + self.bias
     return y.reshape(*x.shape[:-1], self.out_features)
-SparseLinear16.forward = _sl_forward
 
 # %% ../../nbs/06b_sparse_kernel.ipynb #f6a6714c
 def resident_bytes(model:nn.Module) -> int: # any module

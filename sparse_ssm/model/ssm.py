@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .discretization import discretize
 from .hippo import DIAGONAL_INITS, diagonal_init
 
@@ -116,6 +117,7 @@ class S4DLayer(nn.Module):
         if mode not in ("conv", "recurrent"): raise ValueError(f"unknown mode {mode!r}: use 'conv' or 'recurrent'")
 
 # %% ../../nbs/03_ssm.ipynb #8a8b4a2f
+@patch
 def _ssm_params(self:S4DLayer):
     "Continuous (A, B, C) (d, n'), complex for complex inits, and the step dt (d,)."
     A = -torch.exp(self.A_log)
@@ -123,42 +125,44 @@ def _ssm_params(self:S4DLayer):
         return torch.complex(A, self.A_im), torch.view_as_complex(self.B), torch.view_as_complex(self.C), self.log_dt.exp()
     return A, self.B, self.C, self.log_dt.exp()
 
+@patch
 def _discrete(self:S4DLayer):
     "Discretized (Ab, Bb) (d, n') and C (d, n')."
     A, B, C, dt = self._ssm_params()
     Ab, Bb = discretize(A, B, dt, self.method, diagonal=True)  # (d, n'), (d, n')
     return Ab, Bb, C
 
-def _kernel(self:S4DLayer, L:int # length
+@patch
+def kernel(self:S4DLayer, L:int # length
           )->torch.Tensor: # (d, L) real kernel
     "The SSM kernel of every channel, with the conjugate pairs folded in."
     Ab, Bb, C = self._discrete()
     K = ssm_kernel(Ab, Bb, C, L, diagonal=True)  # (d, L)
     return 2 * K.real if self.complex else K
 
-S4DLayer._ssm_params, S4DLayer._discrete, S4DLayer.kernel = _ssm_params, _discrete, _kernel
-
 # %% ../../nbs/03_ssm.ipynb #028e5f16
+@patch
 def _ssm_step(self:S4DLayer, u_t, state, Ab, Bb, C):
     "One recurrence step: u_t (b, d), state (b, d, n') -> y_t (b, d) before the output mix, new state."
     state = Ab * state + Bb * u_t[..., None]  # (b, d, n')
     y = (C * state).sum(-1)  # (b, d)
     return (2 * y.real if self.complex else y) + self.D * u_t, state
 
+@patch
 def _mix(self:S4DLayer, y):
     "GELU, then the gated linear mix across channels: (..., d) -> (..., d)."
     return F.glu(self.out_proj(F.gelu(y)), dim=-1)
 
-def _init_state(self:S4DLayer, batch_size:int # b
+@patch
+def init_state(self:S4DLayer, batch_size:int # b
               )->torch.Tensor: # (b, d, n') zeros
     "A zero state for `step`."
     Ab, _, _ = self._discrete()
     return torch.zeros(batch_size, *Ab.shape, dtype=Ab.dtype, device=Ab.device)
 
-S4DLayer._ssm_step, S4DLayer._mix, S4DLayer.init_state = _ssm_step, _mix, _init_state
-
 # %% ../../nbs/03_ssm.ipynb #89b5f142
-def _forward(self:S4DLayer, u:torch.Tensor, # (b, l, d) input
+@patch
+def forward(self:S4DLayer, u:torch.Tensor, # (b, l, d) input
             mode:str|None=None, # "conv" or "recurrent"; None: the layer's default
            )->torch.Tensor: # (b, l, d)
     "Apply the layer to a whole sequence with the FFT convolution or the recurrence."
@@ -179,15 +183,14 @@ def _forward(self:S4DLayer, u:torch.Tensor, # (b, l, d) input
         y = torch.stack(ys, 1)  # (b, l, d)
     return self._mix(y)
 
-def _step(self:S4DLayer, u_t:torch.Tensor, # (b, d) one token's input
+@patch
+def step(self:S4DLayer, u_t:torch.Tensor, # (b, d) one token's input
          state:torch.Tensor|None=None, # (b, d, n') from init_state or the last step; None: zeros
         )->tuple: # (y_t (b, d), new state (b, d, n'))
     "Advance the recurrence by one token."
     if state is None: state = self.init_state(u_t.shape[0])
     y, state = self._ssm_step(u_t, state, *self._discrete())
     return self._mix(y), state
-
-S4DLayer.forward, S4DLayer.step = _forward, _step
 
 # %% ../../nbs/03_ssm.ipynb #04090593
 class S4DBlock(nn.Module):

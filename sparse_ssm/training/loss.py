@@ -6,13 +6,12 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
+from ..dataset.tasks import IGNORE_INDEX  # chapter 10: label of unscored positions
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'lm_loss_sum', 'lm_loss']
+__all__ = ['lm_loss_sum', 'lm_loss']
 
 # %% ../../nbs/13_loss.ipynb #f4b780ca
-IGNORE_INDEX = -100
-
 def _check(logits, targets):
     if logits.ndim != 3 or targets.shape != logits.shape[:2]:
         raise ValueError(f"expected logits (b, l, vocab) and targets (b, l), got {tuple(logits.shape)} and "

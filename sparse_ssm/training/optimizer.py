@@ -48,28 +48,29 @@ def make_optimizer(model: nn.Module, # the model to optimize
 
 # %% ../../nbs/12_optimizer.ipynb #cc1f9c03
 class WarmupCosine:
-    "Learning-rate factor: linear warmup for `warmup` steps, then cosine down to `min_ratio` at `total`."
-    def __init__(self, warmup: int, # warmup steps
-                 total: int, # step at which the cosine reaches its floor
-                 min_ratio: float=0.1, # floor, as a fraction of the peak rate
+    "Learning-rate factor: linear warmup for `warmup_steps`, then cosine down to `min_lr_ratio` at `max_steps`."
+    def __init__(self, warmup_steps: int, # warmup steps
+                 max_steps: int, # step at which the cosine reaches its floor (the run's last step)
+                 min_lr_ratio: float=0.1, # floor, as a fraction of the peak rate
                 ):
-        if warmup < 0 or total < 1: raise ValueError(f"need warmup >= 0 and total >= 1, got warmup={warmup}, total={total}; fix the step counts")
-        if not 0 <= min_ratio <= 1: raise ValueError(f"min_ratio must lie in [0, 1], got {min_ratio}")
-        self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
+        if warmup_steps < 0 or max_steps < 1:
+            raise ValueError(f"need warmup_steps >= 0 and max_steps >= 1, got warmup_steps={warmup_steps}, max_steps={max_steps}; fix the step counts")
+        if not 0 <= min_lr_ratio <= 1: raise ValueError(f"min_lr_ratio must lie in [0, 1], got {min_lr_ratio}")
+        self.warmup_steps, self.max_steps, self.min_lr_ratio = warmup_steps, max_steps, min_lr_ratio
     def __call__(self, step: int) -> float:
-        if step < self.warmup: return (step + 1) / self.warmup
-        if step >= self.total: return self.min_ratio
-        t = (step - self.warmup) / max(1, self.total - self.warmup)
-        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        w, m, r = self.warmup_steps, self.max_steps, self.min_lr_ratio
+        if step < w: return (step + 1) / w
+        if step >= m: return r
+        return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, m - w)))
 
 # %% ../../nbs/12_optimizer.ipynb #722b847e
 def make_scheduler(opt: torch.optim.Optimizer, # the optimizer whose rates are scheduled
                    warmup_steps: int, # linear warmup length
-                   total_steps: int, # cosine end
-                   min_ratio: float=0.1, # final rate / peak rate
+                   max_steps: int, # cosine end: the run's last optimizer step
+                   min_lr_ratio: float=0.1, # final rate / peak rate
                   ) -> torch.optim.lr_scheduler.LambdaLR:
-    "A `LambdaLR` driven by `WarmupCosine`; call `.step()` once per optimizer step."
-    return torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(warmup_steps, total_steps, min_ratio))
+    "A `LambdaLR` driven by `WarmupCosine`; call `.step()` once per optimizer step. Same names as the config's `train` section."
+    return torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(warmup_steps, max_steps, min_lr_ratio))
 
 # %% ../../nbs/12_optimizer.ipynb #ec406af4
 def clip_grad_norm(params, # an iterable of parameters

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib, math, os, signal, sys, threading, time
 from pathlib import Path
+from fastcore.basics import patch
 import torch
 from torch import nn
 import torch.distributed as dist
@@ -81,7 +82,8 @@ def _all_finite(flag: bool) -> bool:
     t = torch.tensor([0.0 if flag else 1.0]); dist.all_reduce(t)
     return t.item() == 0
 
-def _one_step(self: Learner):
+@patch
+def one_step(self:Learner):
     "Accumulate gradients over `grad_accum` micro-batches, clip, guard, and step."
     self.model.train(); self.opt.zero_grad(set_to_none=True)
     loss_sum, ntok = 0.0, 0
@@ -108,10 +110,9 @@ def _one_step(self: Learner):
         if self.scaler: self.scaler.update()
     return loss, gnorm, ntok, ok
 
-Learner.one_step = _one_step
-
 # %% ../../nbs/17_trainer.ipynb #22ca521b
-def _fit(self: Learner, max_steps: int): # total optimizer steps, counted from step 0
+@patch
+def fit(self:Learner, max_steps: int): # total optimizer steps, counted from step 0
     "Train until `self.step == max_steps` or a callback cancels."
     self.max_steps = max_steps
     try:
@@ -139,8 +140,6 @@ def _fit(self: Learner, max_steps: int): # total optimizer steps, counted from s
     except FitInterrupted: self.callback("after_interrupt"); raise
     finally: self.callback("cleanup_fit")
     return self
-
-Learner.fit = _fit
 
 # %% ../../nbs/17_trainer.ipynb #17f56f18
 def _val_batches(dl, max_batches):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import csv, json, math, os, shutil, time
 from pathlib import Path
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MetricLogger', 'read_metrics']
@@ -40,7 +41,8 @@ class MetricLogger:
                 if tensorboard: raise ImportError(f"TensorBoard requested but unavailable ({e}); pip install tensorboard") from e
 
 # %% ../../nbs/15_logging.ipynb #f5d892e3
-def _log(self: MetricLogger, step: int, # the optimizer step the record belongs to
+@patch
+def log(self:MetricLogger, step: int, # the optimizer step the record belongs to
          **metrics): # name=value pairs (numbers)
     "Write one record."
     if not self.enabled: return
@@ -53,15 +55,18 @@ def _log(self: MetricLogger, step: int, # the optimizer step the record belongs 
         for k, v in metrics.items():
             if _finite(float(v)) is not None: self.tb.add_scalar(k, float(v), int(step))
 
-def _close(self: MetricLogger):
+@patch
+def close(self:MetricLogger):
     "Close the files."
     if not self.enabled: return
     self._jsonl.close(); self._csvf.close()
     if self.tb is not None: self.tb.close()
 
-MetricLogger.log, MetricLogger.close = _log, _close
-MetricLogger.__enter__ = lambda self: self
-MetricLogger.__exit__ = lambda self, *a: self.close()
+@patch
+def __enter__(self:MetricLogger): return self
+
+@patch
+def __exit__(self:MetricLogger, *exc): self.close()
 
 # %% ../../nbs/15_logging.ipynb #c181f574
 def read_metrics(dir, # a run folder written by `MetricLogger`

@@ -6,9 +6,10 @@
 from __future__ import annotations
 import math
 import torch
+from ..dataset.tasks import answer_accuracy
 
 # %% auto #0
-__all__ = ['bits_per_byte', 'perplexity', 'masked_accuracy', 'Mean']
+__all__ = ['masked_accuracy', 'bits_per_byte', 'perplexity', 'Mean']
 
 # %% ../../nbs/14_metrics.ipynb #faba47b0
 def bits_per_byte(loss: float, # mean cross-entropy, nats per token
@@ -25,17 +26,7 @@ def perplexity(loss: float) -> float:
     return math.exp(min(float(loss), 700.0))
 
 # %% ../../nbs/14_metrics.ipynb #25b60f7a
-def masked_accuracy(logits: torch.Tensor, # (b, l, vocab)
-                    targets: torch.Tensor, # (b, l), `ignore_index` where unscored
-                    ignore_index: int=-100, # unscored target value
-                    per_sequence: bool=False, # whole answer right, per sequence
-                   ) -> float:
-    "Argmax accuracy over the scored positions (or over sequences when `per_sequence`)."
-    keep = targets != ignore_index  # (b, l)
-    if not keep.any(): raise ValueError("no scored position (all targets are ignore_index); check the task's targets")
-    hit = (logits.argmax(-1) == targets) | ~keep  # (b, l)
-    if per_sequence: return hit.all(-1).float().mean().item()
-    return ((hit & keep).sum() / keep.sum()).item()
+masked_accuracy = answer_accuracy  # chapter 10's scorer: logits (b, l, vocab) or ids (b, l), labels (b, l)
 
 # %% ../../nbs/14_metrics.ipynb #a2cd6e1c
 class Mean:
