@@ -220,11 +220,12 @@ def layer_activation_bytes(config, batch_size:int, seq_len:int, dtype=torch.floa
     bk = SCAN_BACKENDS[scan_backend]
     D, E, n, R, K = config.d_model, config.d_inner, config.d_state, config.dt_rank, config.d_conv
     s, amp, tok, l = torch.finfo(dtype).bits // 8, dtype in (torch.float16, torch.bfloat16), batch_size * seq_len, seq_len
-    per_tok = 4 * (3 * D + 1) + s * (2 * E + E * (l + K - 1) / l + R + 2 * n + 4 * E)
+    fused_conv = scan_backend == "cpp" and _cpu_runs(scan_backend)     # chapter 05a's conv + SiLU: no conv output kept, u saved once
+    per_tok = 4 * (3 * D + 1) + s * (2 * E + (0 if fused_conv else E * (l + K - 1) / l) + R + 2 * n + 4 * E)
     if amp: per_tok += s * (D + E + E)                                   # low-precision inputs of in_proj, x_proj, out_proj
     if bk.fused and ("cpu" not in bk.devices or not _cpu_runs(scan_backend)):
         scan = batch_size * math.ceil(l / bk.chunk) * E * n * 4        # a fused kernel we cannot run here: its saved states
-    else: scan = tok * scan_saved_per_token(scan_backend, E, n, l)
+    else: scan = tok * (scan_saved_per_token(scan_backend, E, n, l) - (4 * E if fused_conv else 0))  # u arrives contiguous: no copy
     return int(tok * per_tok + scan + 2 * E * n * 4)
 
 # %% ../../nbs/19_gpu_optimizations.ipynb #9a549e60
