@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from fastcore.basics import patch
 from .mamba2 import Mamba2Config, Mamba2LM
-from .pretrained import read_config_json, read_weights, check_state_dict, _need
+from .pretrained import read_config_json, read_weights, check_state_dict, _need, atomic_write
 from .sparse import apply_mask, masked_parameters
 from .sparse_storage import expand_sparse_state_dict, sparse_state_dict
 
@@ -90,8 +90,8 @@ def load_pretrained2(local_dir, # checkpoint directory (transformers or mamba_ss
     layout, config = config2_from_dict(cfg)
     sd, masks = expand_sparse_state_dict(read_weights(local_dir))
     if "backbone.embeddings.weight" in sd: sd["backbone.embedding.weight"] = sd.pop("backbone.embeddings.weight")
+    with torch.device("meta"): check_state_dict(sd, Mamba2LM(config))  # shapes first: a lying config allocates nothing
     model = Mamba2LM(config)
-    check_state_dict(sd, model)
     if config.tie_embeddings: sd["lm_head.weight"] = sd["backbone.embedding.weight"]
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     for name in cfg.get("sparse_ssm_masked", []):
@@ -113,18 +113,17 @@ def hf_config2_dict(c:Mamba2Config) -> dict:
 
 def save_pretrained2(model:Mamba2LM, save_dir, # directory, created if missing
                      compress:bool|None=None): # pruned matrices as values + bitmask; None: whenever the model has masks
-    "Write config.json and model.safetensors (transformers Mamba-2 layout)."
-    from safetensors.torch import save_file
+    "Write config.json and model.safetensors (transformers Mamba-2 layout), both replaced atomically together."
+    from safetensors.torch import save
     d = Path(save_dir); d.mkdir(parents=True, exist_ok=True)
     masked = sorted(masked_parameters(model))
     compress = bool(masked) and (compress is None or bool(compress))
     full = sparse_state_dict(model) if compress else model.state_dict()
     sd = {k.replace("backbone.embedding.", "backbone.embeddings."): v.detach().contiguous().cpu() for k, v in full.items()}
     if model.config.tie_embeddings: sd.pop("lm_head.weight")
-    save_file(sd, str(d / "model.safetensors"), metadata={"format": "pt"})
     cfg = hf_config2_dict(model.config)
     if masked and not compress: cfg["sparse_ssm_masked"] = masked
-    (d / "config.json").write_text(json.dumps(cfg, indent=2))
+    atomic_write({d / "model.safetensors": save(sd, metadata={"format": "pt"}), d / "config.json": json.dumps(cfg, indent=2)})
 
 # %% ../../nbs/07e_mamba2_pretrained.ipynb #f7b7273b
 @patch(cls_method=True)
