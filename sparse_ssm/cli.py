@@ -11,7 +11,7 @@ import yaml
 import torch
 
 # %% auto #0
-__all__ = ['POSITIVE', 'NONNEG', 'SECTIONS', 'DataConfig', 'TrainConfig', 'GenerateConfig', 'RunConfig', 'preset_dir',
+__all__ = ['POSITIVE', 'NONNEG', 'RENAMED', 'SECTIONS', 'DataConfig', 'TrainConfig', 'GenerateConfig', 'RunConfig', 'preset_dir',
            'preset_names', 'load_config', 'model_config', 'build_model', 'TaskBatches', 'Data', 'build_data',
            'stream_text', 'config_dict', 'train', 'generate', 'main']
 
@@ -24,8 +24,8 @@ class DataConfig:
     val_fraction: float = 0.1  # tail of the stream kept for validation
     task: str|None = None  # "selective_copying" trains on the synthetic task instead of text
     task_seq_len: int = 64  # task sequence length
-    task_n_copy: int = 8  # tokens to copy
-    task_n_data: int = 8  # data vocabulary of the task
+    n_copy: int = 8  # data tokens to copy (the task's n_copy)
+    n_data: int = 8  # data vocabulary of the task (its n_data)
 
 @dataclass
 class TrainConfig:
@@ -71,8 +71,8 @@ class RunConfig:
 
 # %% ../nbs/20_cli.ipynb #aa1ee2f9
 POSITIVE = {"batch_size", "seq_len", "max_steps", "grad_accum", "eval_batches", "max_new_tokens",
-            "max_prompt_tokens", "max_bad_steps", "lr", "max_time", "clip", "task_seq_len", "task_n_copy",
-            "task_n_data", "max_chars", "threads"}
+            "max_prompt_tokens", "max_bad_steps", "lr", "max_time", "clip", "task_seq_len", "n_copy",
+            "n_data", "max_chars", "threads"}
 NONNEG = {"weight_decay", "warmup_steps", "eval_every", "ckpt_every", "log_every", "temperature", "seed",
           "min_lr_ratio"}
 
@@ -95,12 +95,16 @@ def _coerce(value, ann: str, key: str, where: str):
     return v
 
 # %% ../nbs/20_cli.ipynb #f9b2f46c
+RENAMED = {"task_n_copy": "n_copy", "task_n_data": "n_data"}  # keys of an earlier release
+
 def _section(cls, d, name: str, src: str):
     "Build dataclass `cls` from the mapping `d`, rejecting unknown keys and bad values."
     where = f"{src} [{name}]"
     if d is None: d = {}
     if not isinstance(d, dict): raise ValueError(f"{where}: the section must be a mapping of key: value, got {type(d).__name__}")
     known = {f.name: f for f in fields(cls)}
+    for old in sorted(set(d) & set(RENAMED)):
+        raise ValueError(f"{where}: {old!r} is now called {RENAMED[old]!r} (the task's own name); rename the key")
     unknown = sorted(set(d) - set(known))
     if unknown: raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(known)}")
     return cls(**{k: _coerce(v, known[k].type, k, where) for k, v in d.items()})
@@ -202,7 +206,7 @@ def build_data(cfg: RunConfig) -> Data:
     d, t = cfg.data, cfg.train
     if d.task == "selective_copying":
         from sparse_ssm.dataset.tasks import SelectiveCopying
-        task = SelectiveCopying(seq_len=d.task_seq_len, n_copy=d.task_n_copy, n_data=d.task_n_data)
+        task = SelectiveCopying(seq_len=d.task_seq_len, n_copy=d.n_copy, n_data=d.n_data)
         val = [task.sample(t.batch_size, seed=10**9 + i) for i in range(t.eval_batches)]  # never a training seed
         return Data(TaskBatches(task, t.batch_size, t.seed), val, task.vocab_size, task)
     import numpy as np
