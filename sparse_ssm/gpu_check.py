@@ -63,10 +63,10 @@ def run_notebooks(nbs: list, # notebook paths inside a repository (nbdev_test ru
     "Test `nbs` with nbdev_test, all at once, each in its own process sharing the cores; rows of notebook, result, seconds."
     from concurrent.futures import ThreadPoolExecutor
     env = {**_env(), "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 4) // max(len(nbs), 1)))}
-    run = lambda nb: _subprocess([sys.executable, "-c", f"from nbdev.test import nbdev_test; nbdev_test(path={str(nb)!r}, flags={flags!r}, n_workers=0)"],
+    run = lambda nb: (1, 0.0, "no such notebook") if not Path(nb).is_file() else _subprocess([sys.executable, "-c", f"from nbdev.test import nbdev_test; nbdev_test(path={str(nb)!r}, flags={flags!r}, n_workers=0)"],
                                  seconds, env, cwd=Path(nb).parent.parent)
     with ThreadPoolExecutor(max(len(nbs), 1)) as ex: results = list(ex.map(run, nbs))
-    return [dict(notebook=Path(nb).name, result="timed out" if rc is None else "passed" if rc == 0 else "failed", seconds=s,
+    return [dict(notebook=Path(nb).name, result="missing" if not Path(nb).is_file() else "timed out" if rc is None else "passed" if rc == 0 else "failed", seconds=s,
                  **({} if rc == 0 else {"output_tail": tail[-300:]})) for nb, (rc, s, tail) in zip(nbs, results)]
 
 def check_notebooks(ctx: Ctx):

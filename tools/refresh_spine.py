@@ -14,8 +14,7 @@ import argparse, json, os, re, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SPINE = ["01_hippo", "02_discretization", "03_ssm", "04_selective_param", "05_scan", "07_mamba",
-         "18_inference", "30_train_and_generate"]  # in reading order
+SPINE = sorted(p.stem for p in (ROOT / "nbs" / "spine").glob("*.ipynb"))  # the spine folder, in reading order
 SKIP = re.compile(r"^#\|\s*(slow|cuda|eval:\s*false)\s*$", re.M)
 
 def notebook(name):
