@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
-from .mamba import RMSNorm, MambaCache, MambaLM, check_token_ids
+from .mamba import RMSNorm, MambaCache, MambaLM, check_token_ids, config_from_dict
 from .ssd import ssd, SSD_BACKENDS
 from .sparse import register_shrink
 
@@ -85,10 +85,7 @@ def to_dict(self:Mamba2Config) -> dict:
 def from_dict(cls:Mamba2Config, d:dict # constructor arguments, e.g. parsed YAML
              ) -> Mamba2Config:
     "Build a config from a dict, rejecting unknown keys by name."
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(d) - known)
-    if unknown: raise ValueError(f"unknown Mamba2Config key(s) {unknown}; valid keys are {sorted(known)}")
-    return cls(**d)
+    return config_from_dict(cls, d)
 
 # %% ../../nbs/spine/07d_mamba2.ipynb #6186cfad
 class GatedRMSNorm(nn.Module):

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
-from .mamba import RMSNorm, check_token_ids
+from .mamba import RMSNorm, check_token_ids, config_from_dict
 from .ssd import segsum
 
 # %% ../../nbs/spine/07g_mamba3.ipynb #5885a14a
@@ -195,10 +195,7 @@ def to_dict(self:Mamba3Config) -> dict:
 @patch(cls_method=True)
 def from_dict(cls:Mamba3Config, d:dict) -> Mamba3Config: # constructor arguments, e.g. parsed YAML
     "Build a config from a dict, rejecting unknown keys by name."
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(d) - known)
-    if unknown: raise ValueError(f"unknown Mamba3Config key(s) {unknown}; valid keys are {sorted(known)}")
-    return cls(**d)
+    return config_from_dict(cls, d)
 
 # %% ../../nbs/spine/07g_mamba3.ipynb #af9a8972
 def heavy_tail(x:Tensor) -> Tensor:
