@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from fastcore.basics import patch
 from .mamba2 import Mamba2Config, Mamba2LM
-from .pretrained import read_config_json, read_weights, check_state_dict, _need, atomic_write
-from .sparse import apply_mask, masked_parameters
-from .sparse_storage import expand_sparse_state_dict, sparse_state_dict
+from .pretrained import read_config_json, read_weights, check_state_dict, _need
+from .pretrained import save_pretrained as save_hf_folder  # the writer; this chapter's @patch rebinds the name
+from .sparse import apply_mask
+from .sparse_storage import expand_sparse_state_dict
 
 # %% ../../nbs/annex/07e_mamba2_pretrained.ipynb #fb88faa7
 def _limit(v) -> list:
@@ -114,16 +115,7 @@ def hf_config2_dict(c:Mamba2Config) -> dict:
 def save_pretrained2(model:Mamba2LM, save_dir, # directory, created if missing
                      compress:bool|None=None): # pruned matrices as values + bitmask; None: whenever the model has masks
     "Write config.json and model.safetensors (transformers Mamba-2 layout), both replaced atomically together."
-    from safetensors.torch import save
-    d = Path(save_dir); d.mkdir(parents=True, exist_ok=True)
-    masked = sorted(masked_parameters(model))
-    compress = bool(masked) and (compress is None or bool(compress))
-    full = sparse_state_dict(model) if compress else model.state_dict()
-    sd = {k.replace("backbone.embedding.", "backbone.embeddings."): v.detach().contiguous().cpu() for k, v in full.items()}
-    if model.config.tie_embeddings: sd.pop("lm_head.weight")
-    cfg = hf_config2_dict(model.config)
-    if masked and not compress: cfg["sparse_ssm_masked"] = masked
-    atomic_write({d / "model.safetensors": save(sd, metadata={"format": "pt"}), d / "config.json": json.dumps(cfg, indent=2)})
+    save_hf_folder(model, save_dir, compress=compress, config_dict=hf_config2_dict)  # 07a's writer, Mamba-2's config
 
 # %% ../../nbs/annex/07e_mamba2_pretrained.ipynb #f7b7273b
 @patch(cls_method=True)

@@ -197,7 +197,8 @@ def atomic_write(path, # a file, or a dict {file: data} replaced together
 
 # %% ../../nbs/annex/07a_pretrained.ipynb #2ad46e3a
 def save_pretrained(model:MambaLM, save_dir, # directory, created if missing
-                    compress:bool|None=None): # pruned matrices as values + bitmask; None: whenever the model has masks
+                    compress:bool|None=None, # pruned matrices as values + bitmask; None: whenever the model has masks
+                    config_dict=None): # model config -> config.json dict (default `hf_config_dict`; Mamba-2 passes its own)
     "Write config.json and model.safetensors atomically (Hugging Face layout; compressed sparse matrices unless compress=False)."
     from safetensors.torch import save
     d = Path(save_dir)
@@ -207,7 +208,7 @@ def save_pretrained(model:MambaLM, save_dir, # directory, created if missing
     full = sparse_state_dict(model) if compress else model.state_dict()
     sd = {k.replace("backbone.embedding.", "backbone.embeddings."): v.detach().contiguous().cpu() for k, v in full.items()}
     if model.config.tie_embeddings: sd.pop("lm_head.weight")
-    cfg = hf_config_dict(model.config)
+    cfg = (config_dict or hf_config_dict)(model.config)
     if masked and not compress: cfg["sparse_ssm_masked"] = masked  # dense file for transformers; masks = the zeros
     atomic_write({d / "model.safetensors": save(sd, metadata={"format": "pt"}), d / "config.json": json.dumps(cfg, indent=2)})
 
