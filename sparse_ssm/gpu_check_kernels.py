@@ -104,21 +104,9 @@ def scan_traffic_bytes(b: int, l: int, d: int, n: int, itemsize: int=4) -> int:
     return itemsize * (3 * ins + 2 * b * l * d + 2 * b * l * d + 2 * b * l * n)
 
 def _scan_fns(b, l, d, n, device) -> dict:
-    "name -> forward+backward callable, every contender on the same inputs."
-    from sparse_ssm.model.scan import selective_scan, make_scan_inputs
-    inp = make_scan_inputs(b, l, d, n, z=False, delta_bias=False, delta_softplus=False, device=device)
-    args = [inp[k] for k in ("u", "delta", "A", "B", "C", "D")]
-    def run(f):
-        def call():
-            for t in args: t.grad = None
-            f().sum().backward()
-        return call
-    fns = {bk: run(lambda bk=bk: selective_scan(*args, backend=bk)) for bk in _gpu_scan_backends(device)}
-    try:
-        from sparse_ssm.bench import mambapy_scan; import mambapy  # noqa: F401
-        fns["mambapy pscan"] = run(lambda: mambapy_scan(*args))
-    except ImportError: pass
-    return fns
+    "name -> forward+backward callable, every contender on the same inputs (the benchmark's `scan_calls`)."
+    from sparse_ssm.bench import scan_calls
+    return scan_calls(b, l, d, n, {bk: bk for bk in _gpu_scan_backends(device)}, device=device)
 
 # %% ../nbs/annex/41a_gpu_check_kernels.ipynb #e74aa9b9
 def check_scan_speed(ctx: Ctx):
