@@ -97,7 +97,7 @@ def _core_parallel(u, delta, A, B, C):
     return _readout(hs, C), hs[:, -1]
 
 # %% ../../nbs/spine/05_scan.ipynb #95d00e3f
-CHUNK_SIZE = 64  # steps per chunk: the chunked scan's T, and the fused kernels' steps between saved states
+CHUNK_SIZE = 64  # steps per chunk: the chunked scan's T, and the Triton kernel's steps between saved states
 
 def _chunk_step(h, u_c, dt_c, A, B_c, C_c):
     "One chunk from carried state h (b, d, n): returns y_c (b, T, d) and the chunk's last state."
@@ -218,7 +218,7 @@ CPU_PURE_BACKEND = DEFAULT_PURE["cpu"]  # fastest pure-PyTorch scan on CPU at Ma
 for _b in (ScanBackend("ref", ("cpu", "cuda"), _core_ref), ScanBackend("parallel", ("cpu", "cuda"), _core_parallel),
            ScanBackend("chunked", ("cpu", "cuda"), _core_chunked, chunk=CHUNK_SIZE),
            ScanBackend("cpp", ("cpu",), module="sparse_ssm.model.scan_cpu", entry="selective_scan_cpp",
-                       probe="cpp_available", chunk=CHUNK_SIZE),
+                       probe="cpp_available", chunk=8),  # its backward's buffers for 8 steps stay in L1 (chapter 05a)
            ScanBackend("triton", ("cuda",), module="sparse_ssm.model.scan_triton", entry="selective_scan_triton",
                        probe="triton_available", min_capability=(7, 0), needs="triton", chunk=CHUNK_SIZE)):
     register_backend(_b)
