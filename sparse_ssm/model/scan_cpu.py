@@ -223,12 +223,12 @@ void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
 }
 '''
 
-# %% ../../nbs/annex/05a_scan_cpu.ipynb #19342252
+# %% ../../nbs/annex/05a_scan_cpu.ipynb #28a12222
 EXP_POLY = (1.0, 1.0, 0.49999991059303284, 0.16666419804096222, 0.04166822507977486,
             0.008374815806746483, 0.0013836845755577087)  # e^r on |r| <= ln2/2, lowest degree first (fitted below)
 
 
-# %% ../../nbs/annex/05a_scan_cpu.ipynb #7879c5b8
+# %% ../../nbs/annex/05a_scan_cpu.ipynb #e391324a
 _CPP_AVX512 = r'''
 // AVX-512, fp32, n == 16: every function carries its target, so the file builds with any x86 compiler
 #define K512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
@@ -248,12 +248,19 @@ K512 static inline __m512 exp16(__m512 x) {
   return _mm512_scalef_ps(p, k);
 }
 // the next block's rows of the (b, l, d) tensors, fetched while this block computes: one 64-byte line
-// per step and tensor, d floats apart, a stride the hardware prefetchers do not follow
+// per step and tensor, d floats apart. Inline asm, because GCC drops prefetch builtins from loops it
+// vectorises; prefetchw for the rows the next block will write
 struct Pf {
-  const char* p[4]; int n = 0; int64_t stride = 0, len = 0;
-  Pf(int64_t d, int64_t len_) : stride(d * 4), len(len_) {}
+  const char* p[4]; int n = 0; bool w; int64_t stride, len;
+  Pf(int64_t d, int64_t len_, bool write) : w(write), stride(d * 4), len(len_) {}
   void add(const float* x, int64_t off) { if (x && len > 0) p[n++] = reinterpret_cast<const char*>(x + off); }
-  K512 inline void at(int64_t s) const { if (s < len) for (int i = 0; i < n; ++i) _mm_prefetch(p[i] + s * stride, _MM_HINT_T0); }
+  inline void at(int64_t s) const {
+    if (s >= len) return;
+    for (int i = 0; i < n; ++i) {
+      if (w) __asm__ volatile("prefetchw %0" : : "m"(*(p[i] + s * stride)));
+      else __asm__ volatile("prefetcht0 %0" : : "m"(*(p[i] + s * stride)));
+    }
+  }
 };
 // per step, the lane vectors of the scratch sc (len, SC, W): dt, dt u, D u (forward) or the gated
 // dL/dy (backward), the output <C, h>, and the backward's sums over j of A_j a_j and B_j g_j
@@ -265,10 +272,12 @@ K512 static void prep16(const Args<float>& a, int64_t b, int64_t c0, int64_t nc,
     const int64_t off = (b * a.L + t0 + s) * a.d + c0;
     const float* u = lanes(a.u, off, nc, pu); const float* de = lanes(a.delta, off, nc, pd);
     float* dt = sc + s * SC * W; float* du = dt + W; float* gp = du + W;
+    if (a.sp) {   // every branch outside the lane loops: a vectorised loop computes both sides of a select
 #pragma omp simd
-    for (int c = 0; c < W; ++c) {
-      const float x = de[c] + bias[c], v = a.sp ? vsoftplus(x) : x;
-      dt[c] = v; du[c] = v * u[c];
+      for (int c = 0; c < W; ++c) { dt[c] = vsoftplus(de[c] + bias[c]); du[c] = dt[c] * u[c]; }
+    } else {
+#pragma omp simd
+      for (int c = 0; c < W; ++c) { dt[c] = de[c] + bias[c]; du[c] = dt[c] * u[c]; }
     }
     if (!bwd) {
 #pragma omp simd
@@ -276,9 +285,13 @@ K512 static void prep16(const Args<float>& a, int64_t b, int64_t c0, int64_t nc,
       continue;
     }
     const float* gy = lanes(a.gy, off, nc, pg);
-    const float* z = a.z ? lanes(a.z, off, nc, pz) : nullptr;
+    if (a.z) {
+      const float* z = lanes(a.z, off, nc, pz);
 #pragma omp simd
-    for (int c = 0; c < W; ++c) gp[c] = z ? gy[c] * z[c] * vsigmoid(z[c]) : gy[c];
+      for (int c = 0; c < W; ++c) gp[c] = gy[c] * z[c] * vsigmoid(z[c]);
+    } else {
+      std::memcpy(gp, gy, W * sizeof(float));
+    }
   }
 }
 // forward: 8 of the 16 state vectors in registers (two passes over the chunk, j < 8 and j >= 8, so that
@@ -310,8 +323,8 @@ K512 static void fwd_block16(const Args<float>& a, int64_t b, int64_t c0, int64_
                              const Consts<float>& k, float* __restrict h, float* __restrict sc, int64_t nt0, int64_t nc0) {
   const int64_t len = t1 - t0, row0 = b * a.L + t0, noff = (b * a.L + nt0) * a.d + nc0;
   prep16(a, b, c0, nc, t0, len, k, sc, false);
-  Pf pf(a.d, nc0 < 0 ? 0 : std::min(a.K, a.L - nt0));
-  pf.add(a.u, noff); pf.add(a.delta, noff); pf.add(a.z, noff); pf.add(a.y, noff);
+  Pf pf(a.d, nc0 < 0 ? 0 : std::min(a.K, a.L - nt0), false);   // the next block's inputs (y: written whole)
+  pf.add(a.u, noff); pf.add(a.delta, noff); pf.add(a.z, noff);
   fwd_core16<0>(k.At.data(), a.B + row0 * 16, a.C + row0 * 16, sc, len, h, pf);
   fwd_core16<8>(k.At.data(), a.B + row0 * 16, a.C + row0 * 16, sc, len, h, pf);
   alignas(64) float pz[W];
@@ -391,7 +404,8 @@ K512 static void bwd_block16(const Args<float>& a, int64_t b, int64_t c0, int64_
   const int64_t len = t1 - t0, row0 = b * a.L + t0, noff = (b * a.L + nt0) * a.d + nc0;
   const float* At = k.At.data(); const float* bias = k.bias.data(); const float* Dv = k.D.data();
   const float *B = a.B + row0 * 16, *C = a.C + row0 * 16;
-  Pf pr(a.d, nc0 < 0 ? 0 : std::min(a.K, a.L - nt0)), pw = pr;   // the next block's inputs, its outputs
+  const int64_t nlen = nc0 < 0 ? 0 : std::min(a.K, a.L - nt0);
+  Pf pr(a.d, nlen, false), pw(a.d, nlen, true);   // the next block's inputs, and its outputs
   pr.add(a.u, noff); pr.add(a.delta, noff); pr.add(a.gy, noff); pr.add(a.z, noff);
   pw.add(a.gu, noff); pw.add(a.gdelta, noff); pw.add(a.gz, noff);
   prep16(a, b, c0, nc, t0, len, k, sc, true);
@@ -418,12 +432,13 @@ K512 static void bwd_block16(const Args<float>& a, int64_t b, int64_t c0, int64_
     const float* u = lanes(a.u, off, nc, pu); const float* de = lanes(a.delta, off, nc, pd);
     const float* dt = sc + s * SC * W; const float* gyp = dt + 2 * W; const float* sA = dt + 4 * W; const float* sB = dt + 5 * W;
 #pragma omp simd
-    for (int c = 0; c < W; ++c) {
-      o1[c] = gyp[c] * Dv[c] + dt[c] * sB[c];
-      float ddt = sA[c] + u[c] * sB[c];
-      if (a.sp) ddt *= vsigmoid(de[c] + bias[c]);
-      o2[c] = ddt; gD[c] += gyp[c] * u[c]; gb[c] += ddt;
+    for (int c = 0; c < W; ++c) { o1[c] = gyp[c] * Dv[c] + dt[c] * sB[c]; o2[c] = sA[c] + u[c] * sB[c]; gD[c] += gyp[c] * u[c]; }
+    if (a.sp) {
+#pragma omp simd
+      for (int c = 0; c < W; ++c) o2[c] *= vsigmoid(de[c] + bias[c]);
     }
+#pragma omp simd
+    for (int c = 0; c < W; ++c) gb[c] += o2[c];
     std::memcpy(a.gu + off, o1, nc * sizeof(float)); std::memcpy(a.gdelta + off, o2, nc * sizeof(float));
   }
 }
