@@ -6,7 +6,7 @@
 __all__ = ['DECODE_SRC', 'DECODE_BODY', 'DECODE_BIND', 'DECODE_ENTRY', 'decode_source', 'decode_kernel_available', 'lin_args',
            'StepPlan', 'plan_for', 'fused_step']
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #545c3aba
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #784c882c
 import importlib, warnings
 import torch
 from torch import nn, Tensor
@@ -14,7 +14,7 @@ from ..model.scan_cpu import build_extension, _CPP_EXP
 from ..model.sparse_kernel import KERNEL_SRC, SparseLinear16
 from ..model.mamba import MambaBlock
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #82da1d09
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #42de85e6
 DECODE_SRC = r"""
 // One decoding step of a whole MambaLM in one call. Every matrix is a `Lin`: dense (out, in) row-major,
 // or one of chapter 06b's packed layouts. Work inside a step is split over threads by rows of each
@@ -31,12 +31,20 @@ struct Layer {
   Lin in_proj, x_proj, dt_proj, out_proj; int64_t d, n, r, k;
 };
 // per-step work buffers
-struct Scratch { float *xn, *xz, *u, *xdbl, *dt, *y, *xpad; };
+struct Scratch { float *xz, *u, *y; int64_t nb, dm, dmax, nxmax, pad; };          // shared by the team
+struct Priv {                                                                    // each thread's own
+  float *xn, *xdbl, *dt, *gate, *xpad;
+  static int64_t size(const Scratch& s) { return s.nb * (s.dm + s.nxmax + 2 * s.dmax + s.pad) + 16; }
+  static Priv at(float* q, const Scratch& s) {
+    Priv p; p.xn = q; q += s.nb * s.dm; p.xdbl = q; q += s.nb * s.nxmax; p.dt = q; q += s.nb * s.dmax;
+    p.gate = q; q += s.nb * s.dmax; p.xpad = q; return p;
+  }
+};
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #0f635d53
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #005897a3
 DECODE_BODY = r"""
-// y[b * ldy + row] (+)= bias[row] + <W[row], x[b * ldx + :]> for NB batch rows, dense W
+// acc[b] = <w, x[b * ldx + :]> for NB batch rows: 32 columns a step in vector registers, then a tree of adds
 template <int NB>
 static inline void dense_row(const float* __restrict w, int64_t in, const float* __restrict x, int64_t ldx, float* acc) {
   constexpr int V = 32;
@@ -49,7 +57,7 @@ static inline void dense_row(const float* __restrict w, int64_t in, const float*
       for (int l = 0; l < V; ++l) a[b][l] += w[c + l] * xb[l];
     }
   for (int b = 0; b < NB; ++b) {
-    float t[16];                                   // a tree of vector adds, not a chain of 32 scalar ones
+    float t[16];
     for (int l = 0; l < 16; ++l) t[l] = a[b][l] + a[b][l + 16];
     for (int l = 0; l < 8; ++l) t[l] += t[l + 8];
     for (int l = 0; l < 4; ++l) t[l] += t[l + 4];
@@ -59,35 +67,36 @@ static inline void dense_row(const float* __restrict w, int64_t in, const float*
   }
 }
 
+// y[b * ldy + r] (+)= bias[r] + (W x[b])[r] for rows r in [r0, r1) and NB batch rows
 template <int NB>
 static void lin_rows(const Lin& L, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t r0, int64_t r1, bool add) {
-  float acc[NB];
+  float acc[NB * 4];
+  auto put = [&](int64_t r, int b, float v) { v += L.bias ? L.bias[r] : 0.0f; y[b * ldy + r] = add ? y[b * ldy + r] + v : v; };
   if (L.kind == 0) {
-    for (int64_t r = r0; r < r1; ++r) {
-      dense_row<NB>(L.w + r * L.in, L.in, x, ldx, acc);
-      for (int b = 0; b < NB; ++b) { const float v = acc[b] + (L.bias ? L.bias[r] : 0.0f); y[b * ldy + r] = add ? y[b * ldy + r] + v : v; }
-    }
+    int64_t r = r0;
+#ifdef SPARSE_X86
+    if (ISA == 2 && NB == 1)                       // four rows a step, one horizontal sum each
+      for (; r + 4 <= r1; r += 4) { dense4_avx512(L.w + r * L.in, L.in, x, acc); for (int q = 0; q < 4; ++q) put(r + q, 0, acc[q]); }
+#endif
+    for (; r < r1; ++r) { dense_row<NB>(L.w + r * L.in, L.in, x, ldx, acc); for (int b = 0; b < NB; ++b) put(r, b, acc[b]); }
     return;
   }
-  // packed: chapter 06b's row kernels write y[b * ldy + r] for r in [r0, r1); the bias and the sum follow
+  // packed: chapter 06b's row kernels write rows [0, m) of tmp; the bias and the sum follow
   float tmp[NB * 64];
   for (int64_t s0 = r0; s0 < r1; s0 += 64) {
-    const int64_t s1 = std::min(r1, s0 + 64), m = s1 - s0;
-    if (L.kind == 1) csr_rows_any<NB>(L.rp + s0, L.cols, L.vals, x, ldx, tmp, 64, 0, m);
-    else bitmask_rows_any<NB>(L.rp + s0, L.bits + s0 * L.W64, L.W64, L.vals, x, ldx, tmp, 64, 0, m);
-    for (int b = 0; b < NB; ++b)
-      for (int64_t i = 0; i < m; ++i) {
-        const float v = tmp[b * 64 + i] + (L.bias ? L.bias[s0 + i] : 0.0f);
-        y[b * ldy + s0 + i] = add ? y[b * ldy + s0 + i] + v : v;
-      }
+    const int64_t m = std::min(r1, s0 + 64) - s0;
+    if (L.kind == 1) csr_rows_any<NB>(ISA, L.rp + s0, L.cols, L.vals, x, ldx, tmp, 64, 0, m);
+    else bitmask_rows_any<NB>(ISA, L.rp + s0, L.bits + s0 * L.W64, L.W64, L.vals, x, tmp, 64, 0, m);
+    for (int b = 0; b < NB; ++b) for (int64_t i = 0; i < m; ++i) put(s0 + i, b, tmp[b * 64 + i]);
   }
 }
 
-// y (nb, out) (+)= x (nb, in) W^T + bias, rows shared out over the team (an orphaned `omp for`);
-// a bitmask matrix reads x padded to whole words of 64 columns, from `xpad` (nb, W64 * 64)
-static void lin(const Lin& L, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t nb, bool add, float* xpad) {
+// rows [r0, r1) of y (nb, out) (+)= x (nb, in) W^T + bias, on this thread; a bitmask matrix reads x
+// padded to whole words of 64 columns, copied into this thread's `xpad`
+static void lin(const Lin& L, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t nb, int64_t r0, int64_t r1,
+                bool add, float* xpad) {
+  if (r0 >= r1) return;
   if (L.kind == 2) {
-#pragma omp single
     for (int64_t b = 0; b < nb; ++b) {
       float* p = xpad + b * L.W64 * 64;
       std::memcpy(p, x + b * ldx, L.in * sizeof(float));
@@ -95,24 +104,17 @@ static void lin(const Lin& L, const float* x, int64_t ldx, float* y, int64_t ldy
     }
     x = xpad; ldx = L.W64 * 64;
   }
-  const int64_t chunk = L.kind == 0 ? 8 : 64;
-  const int64_t nchunk = (L.out + chunk - 1) / chunk;
   for (int64_t b0 = 0; b0 < nb; b0 += 4) {
     const int64_t g = std::min<int64_t>(4, nb - b0);
-#pragma omp for schedule(static)
-    for (int64_t q = 0; q < nchunk; ++q) {
-      const int64_t r0 = q * chunk, r1 = std::min(L.out, r0 + chunk);
-      const float* xb = x + b0 * ldx; float* yb = y + b0 * ldy;
-      if (g == 1) lin_rows<1>(L, xb, ldx, yb, ldy, r0, r1, add);
-      else if (g == 2) lin_rows<2>(L, xb, ldx, yb, ldy, r0, r1, add);
-      else if (g == 3) lin_rows<3>(L, xb, ldx, yb, ldy, r0, r1, add);
-      else lin_rows<4>(L, xb, ldx, yb, ldy, r0, r1, add);
-    }
+    const float* xb = x + b0 * ldx; float* yb = y + b0 * ldy;
+    if (g == 1) lin_rows<1>(L, xb, ldx, yb, ldy, r0, r1, add);
+    else if (g == 2) lin_rows<2>(L, xb, ldx, yb, ldy, r0, r1, add);
+    else if (g == 3) lin_rows<3>(L, xb, ldx, yb, ldy, r0, r1, add);
+    else lin_rows<4>(L, xb, ldx, yb, ldy, r0, r1, add);
   }
 }
 
 static void rmsnorm(const float* x, const float* w, float eps, int64_t nb, int64_t dm, float* out) {
-#pragma omp single
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = x + b * dm; float s = 0;
 #pragma omp simd reduction(+:s)
@@ -123,32 +125,57 @@ static void rmsnorm(const float* x, const float* w, float eps, int64_t nb, int64
   }
 }
 
-// x (nb, dm) += mixer(norm(x)) for one layer, updating its conv and SSM states in place
-static void layer_step(const Layer& Ly, float* x, int64_t nb, int64_t dm, float eps, const Scratch& s) {
+static inline float hsum16(const float* a) {
+#ifdef SPARSE_X86
+  if (ISA == 2) return hsum16_avx512(a);
+#endif
+  float t[8];
+  for (int l = 0; l < 8; ++l) t[l] = a[l] + a[l + 8];
+  for (int l = 0; l < 4; ++l) t[l] += t[l + 4];
+  return (t[0] + t[2]) + (t[1] + t[3]);
+}
+
+// x (nb, dm) += mixer(norm(x)) for one layer, updating its conv and SSM states in place. Thread `tid` of
+// `nt` owns channels [c0, c1): it computes their rows of in_proj (x and z halves), conv, dt_proj and
+// scan, so these need no barrier between them; x_proj (a few dozen rows) is computed by every thread
+// on its own; threads meet after the conv (x_proj needs every channel), after the scan (out_proj
+// needs every channel) and after out_proj (the next norm needs all of x).
+static void layer_step(const Layer& Ly, float* x, int64_t nb, int64_t dm, float eps, const Scratch& s, const Priv& p, int tid, int nt) {
   const int64_t d = Ly.d, n = Ly.n, r = Ly.r, k = Ly.k, nx = r + 2 * n;
-  rmsnorm(x, Ly.norm_w, eps, nb, dm, s.xn);
-  lin(Ly.in_proj, s.xn, dm, s.xz, 2 * d, nb, false, s.xpad);            // xz (nb, 2d): x half, then z half
-#pragma omp for schedule(static)
-  for (int64_t c = 0; c < d; ++c)                                         // conv state shift, causal conv, SiLU
+  const int64_t c0 = d * tid / nt, c1 = d * (tid + 1) / nt;
+  rmsnorm(x, Ly.norm_w, eps, nb, dm, p.xn);
+  lin(Ly.in_proj, p.xn, dm, s.xz, 2 * d, nb, c0, c1, false, p.xpad);          // xz (nb, 2d): x half ...
+  lin(Ly.in_proj, p.xn, dm, s.xz, 2 * d, nb, d + c0, d + c1, false, p.xpad);  // ... and z half
+  for (int64_t c = c0; c < c1; ++c)                                          // conv window shift, causal conv, SiLU
     for (int64_t b = 0; b < nb; ++b) {
       float* st = Ly.conv_state + (b * d + c) * k; const float* w = Ly.conv_w + c * k;
       for (int64_t i = 0; i + 1 < k; ++i) st[i] = st[i + 1];
       st[k - 1] = s.xz[b * 2 * d + c];
       float a = Ly.conv_b ? Ly.conv_b[c] : 0.0f;
       for (int64_t i = 0; i < k; ++i) a += w[i] * st[i];
-      s.u[b * d + c] = a * vsigmoid(a);
+      s.u[b * d + c] = a;
     }
-  lin(Ly.x_proj, s.u, d, s.xdbl, nx, nb, false, s.xpad);                 // xdbl (nb, r + 2n): dt rank, B, C
-  lin(Ly.dt_proj, s.xdbl, nx, s.dt, d, nb, false, s.xpad);               // dt before softplus, bias included
-#pragma omp for schedule(static)
-  for (int64_t c = 0; c < d; ++c) {                                       // the state update, D and the gate
+  for (int64_t b = 0; b < nb; ++b) {                                         // SiLU, vectorised over channels
+    float* u = s.u + b * d;
+#pragma omp simd
+    for (int64_t c = c0; c < c1; ++c) u[c] *= vsigmoid(u[c]);
+  }
+#pragma omp barrier
+  lin(Ly.x_proj, s.u, d, p.xdbl, nx, nb, 0, nx, false, p.xpad);              // xdbl (nb, r + 2n): dt rank, B, C
+  lin(Ly.dt_proj, p.xdbl, nx, p.dt, d, nb, c0, c1, false, p.xpad);           // dt before softplus, bias included
+  for (int64_t b = 0; b < nb; ++b) {                                         // softplus and the gate silu(z), vectorised
+    float* dt = p.dt + b * d; float* g = p.gate + b * d; const float* z = s.xz + b * 2 * d + d;
+#pragma omp simd
+    for (int64_t c = c0; c < c1; ++c) { dt[c] = vsoftplus(dt[c]); g[c] = z[c] * vsigmoid(z[c]); }
+  }
+  for (int64_t c = c0; c < c1; ++c) {                                        // the state update, D and the gate
     const float* al = Ly.A_log + c * n;
     for (int64_t b = 0; b < nb; ++b) {
-      const float dt = vsoftplus(s.dt[b * d + c]), u = s.u[b * d + c], du = dt * u;
-      const float* B = s.xdbl + b * nx + r; const float* C = B + n;
+      const float dt = p.dt[b * d + c], u = s.u[b * d + c], du = dt * u;
+      const float* B = p.xdbl + b * nx + r; const float* C = B + n;
       float* h = Ly.ssm_state + (b * d + c) * n; float acc[16] = {}, yv = 0;
       int64_t j = 0;
-      for (; j + 16 <= n; j += 16)                                        // sixteen states a vector
+      for (; j + 16 <= n; j += 16)                                           // sixteen states a vector
 #pragma omp simd
         for (int l = 0; l < 16; ++l) {
           const float hv = vexp(-dt * vexp(al[j + l])) * h[j + l] + du * B[j + l];
@@ -158,40 +185,92 @@ static void layer_step(const Layer& Ly, float* x, int64_t nb, int64_t dm, float 
         const float hv = vexp(-dt * vexp(al[j])) * h[j] + du * B[j];
         h[j] = hv; yv += C[j] * hv;
       }
-      for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];                   // a tree, as in dense_row
-      for (int l = 0; l < 4; ++l) acc[l] += acc[l + 4];
-      yv += (acc[0] + acc[2]) + (acc[1] + acc[3]);
-      const float z = s.xz[b * 2 * d + d + c];
-      s.y[b * d + c] = (yv + Ly.D[c] * u) * z * vsigmoid(z);
+      s.y[b * d + c] = (yv + hsum16(acc) + Ly.D[c] * u) * p.gate[b * d + c];
     }
   }
-  lin(Ly.out_proj, s.y, d, x, dm, nb, true, s.xpad);                     // the residual: x += out_proj(y)
+#pragma omp barrier
+  lin(Ly.out_proj, s.y, d, x, dm, nb, dm * tid / nt, dm * (tid + 1) / nt, true, p.xpad);   // the residual: x += out_proj(y)
+#pragma omp barrier
 }
 
 static void model_step(const std::vector<Layer>& layers, float* x, int64_t nb, int64_t dm, float eps,
-                       const float* norm_f, const Lin& head, float* logits, int64_t ldl, const Scratch& s, int nt) {
+                       const float* norm_f, const Lin& head, float* logits, int64_t ldl, const Scratch& s,
+                       std::vector<float>& priv, int64_t per, int nt) {
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    for (const Layer& Ly : layers) layer_step(Ly, x, nb, dm, eps, s);
-    rmsnorm(x, norm_f, eps, nb, dm, s.xn);
-    lin(head, s.xn, dm, logits, ldl, nb, false, s.xpad);
+    const int tid = nt > 1 ? omp_get_thread_num() : 0, team = nt > 1 ? omp_get_num_threads() : 1;
+    const Priv p = Priv::at(priv.data() + tid * per, s);
+    for (const Layer& Ly : layers) layer_step(Ly, x, nb, dm, eps, s, p, tid, team);
+    rmsnorm(x, norm_f, eps, nb, dm, p.xn);
+    // the head: rows split in blocks of 16 so that each thread streams its own part of the matrix
+    const int64_t blocks = (head.out + 15) / 16, b0 = blocks * tid / team, b1 = blocks * (tid + 1) / team;
+    lin(head, p.xn, dm, logits, ldl, nb, b0 * 16, std::min(head.out, b1 * 16), false, p.xpad);
   }
 }
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #cba6dab3
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #8c1c4878
 DECODE_BIND = r"""
-template <int NB> static void csr_rows_any(const int32_t* rp, const uint16_t* col, const float* val, const float* x, int64_t in,
-                                           float* y, int64_t out, int64_t r0, int64_t r1) {
+#include <omp.h>
 #ifdef SPARSE_X86
-  if (has_avx2()) { csr_rows_avx2<NB>(rp, col, val, x, in, y, out, r0, r1); return; }
+// four rows of a dense matrix times one vector: 16 columns a step, the tail under a mask, one sum per row
+__attribute__((target("avx512f")))
+static inline void dense4_avx512(const float* w, int64_t in, const float* x, float* out) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t c = 0;
+  for (; c + 16 <= in; c += 16) {
+    const __m512 xv = _mm512_loadu_ps(x + c);
+    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), xv, a0);
+    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + in + c), xv, a1);
+    a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 2 * in + c), xv, a2);
+    a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + 3 * in + c), xv, a3);
+  }
+  if (c < in) {
+    const __mmask16 m = (__mmask16)((1u << (in - c)) - 1);
+    const __m512 xv = _mm512_maskz_loadu_ps(m, x + c);
+    a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + c), xv, a0);
+    a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + in + c), xv, a1);
+    a2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + 2 * in + c), xv, a2);
+    a3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + 3 * in + c), xv, a3);
+  }
+  out[0] = _mm512_reduce_add_ps(a0); out[1] = _mm512_reduce_add_ps(a1);
+  out[2] = _mm512_reduce_add_ps(a2); out[3] = _mm512_reduce_add_ps(a3);
+}
+__attribute__((target("avx512f"))) static inline float hsum16_avx512(const float* a) { return _mm512_reduce_add_ps(_mm512_loadu_ps(a)); }
+// CSR16 rows times one vector, sixteen kept entries a step: widen the column indices, gather x, one FMA;
+// the row's last entries under a mask instead of a scalar loop
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void csr_rows_avx512(const int32_t* rp, const uint16_t* col, const float* val, const float* x,
+                            float* y, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    int32_t k = rp[r]; const int32_t e = rp[r + 1];
+    __m512 acc = _mm512_setzero_ps();
+    for (; k + 16 <= e; k += 16) {
+      const __m512i c = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(col + k)));
+      acc = _mm512_fmadd_ps(_mm512_loadu_ps(val + k), _mm512_i32gather_ps(c, x, 4), acc);
+    }
+    if (k < e) {
+      const __mmask16 m = (__mmask16)((1u << (e - k)) - 1);
+      const __m512i c = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, col + k));
+      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, val + k), _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, c, x, 4), acc);
+    }
+    y[r] = _mm512_reduce_add_ps(acc);
+  }
+}
+#endif
+// chapter 06b's row kernels at the best level the CPU and the caller's ISA allow
+template <int NB> static void csr_rows_any(int isa, const int32_t* rp, const uint16_t* col, const float* val, const float* x,
+                                           int64_t in, float* y, int64_t out, int64_t r0, int64_t r1) {
+#ifdef SPARSE_X86
+  if (NB == 1 && isa >= 2) { csr_rows_avx512(rp, col, val, x, y, r0, r1); return; }
+  if (isa >= 1) { csr_rows_avx2<NB>(rp, col, val, x, in, y, out, r0, r1); return; }
 #endif
   csr_rows<NB>(rp, col, val, x, in, y, out, r0, r1);
 }
-template <int NB> static void bitmask_rows_any(const int32_t* rp, const uint64_t* bits, int64_t W64, const float* val, const float* x,
-                                               int64_t /*ldx = W64 * 64*/, float* y, int64_t out, int64_t r0, int64_t r1) {
+template <int NB> static void bitmask_rows_any(int isa, const int32_t* rp, const uint64_t* bits, int64_t W64, const float* val,
+                                               const float* x, float* y, int64_t out, int64_t r0, int64_t r1) {
 #ifdef SPARSE_X86
-  if (has_avx512()) { bitmask_rows_avx512<NB>(rp, bits, W64, val, x, y, out, r0, r1); return; }
+  if (isa >= 2) { bitmask_rows_avx512<NB>(rp, bits, W64, val, x, y, out, r0, r1); return; }
 #endif
   bitmask_rows<NB>(rp, bits, W64, val, x, y, out, r0, r1);
 }
@@ -224,9 +303,10 @@ static int isa_level() {
 }
 constexpr int LT = 23, LM = 16;   // tensors and integers per layer (see `layer_args` in Python)
 
-// logits (nb, vocab) of one decoding step; every layer's conv and SSM state is updated in place
+// logits (nb, vocab) of one decoding step, every layer's conv and SSM state updated in place; None (nothing
+// changed) when an id is outside [0, vocab)
 at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts, std::vector<int64_t> ms,
-                      at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t threads) {
+                      at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t vocab, int64_t threads) {
   const int64_t nb = ids.size(0), dm = emb.size(1), nl = (int64_t)ts.size() / LT;
   TORCH_CHECK((int64_t)ts.size() == nl * LT && (int64_t)ms.size() == nl * LM, "mamba_step: malformed layer arguments");
   TORCH_CHECK(ids.scalar_type() == at::kLong && ids.is_contiguous(), "ids must be contiguous int64");
@@ -244,39 +324,45 @@ at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts
     for (const Lin* q : {&L.in_proj, &L.x_proj, &L.dt_proj, &L.out_proj}) { pad = std::max(pad, q->W64 * 64); work += q->out * q->in; }
   }
   Lin head = to_lin(head_t.data(), head_m.data()); pad = std::max(pad, head.W64 * 64); work += head.out * head.in;
+  const int64_t* id = ids.data_ptr<int64_t>();
+  for (int64_t b = 0; b < nb; ++b)
+    if (id[b] < 0 || id[b] >= vocab) return at::Tensor();                  // None: the caller's check names the bad id
   auto x = emb.index_select(0, ids).contiguous();                          // (nb, dm)
   auto logits = at::empty({nb, head.out}, emb.options());
-  std::vector<float> buf(nb * (dm + 2 * dmax + dmax + nxmax + dmax + dmax + pad));
-  float* p = buf.data(); Scratch s{};
-  s.xn = p; p += nb * dm; s.xz = p; p += nb * 2 * dmax; s.u = p; p += nb * dmax; s.xdbl = p; p += nb * nxmax;
-  s.dt = p; p += nb * dmax; s.y = p; p += nb * dmax; s.xpad = p;
+  Scratch s{}; s.nb = nb; s.dm = dm; s.dmax = dmax; s.nxmax = nxmax; s.pad = pad;
+  std::vector<float> shared(nb * 4 * dmax + 16);
+  s.xz = shared.data(); s.u = s.xz + nb * 2 * dmax; s.y = s.u + nb * dmax;
   const int nt = (int)std::max<int64_t>(1, work * nb < (1 << 21) ? 1 : (threads > 0 ? threads : at::get_num_threads()));
   float* xp = x.data_ptr<float>(); const float* nf = fptr(norm_f, "final norm weight"); float* lp = logits.data_ptr<float>();
+  const int64_t per = Priv::size(s);
+  std::vector<float> priv(per * nt);
   switch (isa_level()) {
-    case 2: k_avx512::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, nt); break;
-    case 1: k_avx2::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, nt); break;
-    default: k_base::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, nt);
+    case 2: k_avx512::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, priv, per, nt); break;
+    case 1: k_avx2::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, priv, per, nt); break;
+    default: k_base::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, priv, per, nt);
   }
   return logits;
 }
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #086d2871
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #b15f7470
 def decode_source() -> str:
     "The whole C++ source: chapter 06b's sparse row kernels, then the step for the baseline ISA, AVX2+FMA and AVX-512."
-    ns = lambda name: f"namespace {name} {{\n{_CPP_EXP}\n{DECODE_BODY}\n}}  // namespace {name}\n"
+    lvl = {"k_base": 0, "k_avx2": 1, "k_avx512": 2}  # ISA: the namespace's level, for the few explicit AVX-512 paths
+    ns = lambda name: f"namespace {name} {{\nconstexpr int ISA = {lvl[name]};\n{_CPP_EXP}\n{DECODE_BODY}\n}}  // namespace {name}\n"
     isa = lambda name, target: ["#pragma GCC push_options", f'#pragma GCC target("{target}")', ns(name), "#pragma GCC pop_options"]
     return "\n".join([KERNEL_SRC, "#include <algorithm>\n#include <cmath>\n#include <vector>", DECODE_BIND, DECODE_SRC, ns("k_base"),
                       "#if defined(__x86_64__) && defined(__GNUC__)",
                       *isa("k_avx2", "avx2,fma"), *isa("k_avx512", "avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"),
                       "#else", "namespace k_avx2 = k_base;", "namespace k_avx512 = k_base;", "#endif", DECODE_ENTRY])
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #ebd339b2
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #ec3b9baf
 _STATE = {}
 
 def _ext():
     "The compiled step (built once, safely, like chapter 05a's scan), or None with the reason in `_STATE['error']`."
-    return build_extension("sparse_ssm_decode_cpu", decode_source(), ["mamba_step"], _STATE)
+    mod = _STATE.get("mod")
+    return mod if mod is not None else build_extension("sparse_ssm_decode_cpu", decode_source(), ["mamba_step"], _STATE)
 
 def decode_kernel_available() -> tuple:
     "(True, '') or (False, why not); builds the kernel on the first call."
@@ -287,7 +373,7 @@ def decode_kernel_available() -> tuple:
         return False, _STATE["error"]
     return True, ""
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #3e3d637d
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #b90f7bb0
 _E = torch.empty(0)
 
 def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
@@ -303,27 +389,32 @@ def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
                ([m.vals, m.rowptr, m.bits, b], [2, m.out_features, m.in_features])
     return None
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #7a3d163d
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #524b5107
 class StepPlan:
     "The kernel's arguments for one model, gathered once, and what must stay the same object for them to hold."
     def __init__(self, model):
-        self.watch, self.ts, self.ms, self.ok = [], [], [], False
+        self.ts, self.ms, self.ok, watch = [], [], False, []
         def w(mod, kind, key):  # remember the object at mod.<kind>[key] (kind: _modules, _parameters, _buffers)
-            self.watch.append((getattr(mod, kind), key, getattr(mod, kind).get(key)))
+            watch.append((getattr(mod, kind), key))
         bb, layers = model.backbone, model.backbone.layers
         w(model, "_modules", "lm_head"); w(model, "_modules", "backbone"); w(bb, "_modules", "embedding")
         w(bb, "_modules", "norm_f"); w(bb, "_modules", "layers")
         for mod in (model.lm_head, bb.embedding, bb.norm_f): w(mod, "_parameters", "weight")
-        self.n_layer, self.dtype = len(layers), bb.embedding.weight.dtype
+        self.layer_dict, self.n_layer = layers._modules, len(layers)
+        self.emb, self.norm_f = bb.embedding.weight, bb.norm_f.weight
+        self.eps, self.vocab = float(model.config.rms_norm_eps), model.config.vocab_size
+        self._watch(watch)
         for i, layer in enumerate(layers):
             mx = layer.mixer
             w(layers, "_modules", str(i)); w(layer, "_modules", "mixer"); w(layer, "_modules", "norm"); w(layer.norm, "_parameters", "weight")
+            self._watch(watch)
             if type(mx) is not MambaBlock: return
             for k in ("in_proj", "conv1d", "x_proj", "dt_proj", "out_proj"):
                 sub = getattr(mx, k); w(mx, "_modules", k)
                 for kk in sub._parameters: w(sub, "_parameters", kk)
                 for kk in sub._buffers: w(sub, "_buffers", kk)
             w(mx, "_parameters", "A_log"); w(mx, "_parameters", "D")
+            self._watch(watch)
             ls = [lin_args(getattr(mx, k)) for k in ("in_proj", "x_proj", "dt_proj", "out_proj")]
             small = [layer.norm.weight, mx.conv1d.weight, mx.A_log, mx.D] + ([] if mx.conv1d.bias is None else [mx.conv1d.bias])
             if any(l is None for l in ls) or any(t.dtype != torch.float32 or not t.is_contiguous() for t in small): return
@@ -331,27 +422,32 @@ class StepPlan:
             lm = [mx.d_inner, mx.d_state, mx.dt_rank, mx.conv1d.weight.shape[-1]]
             for t, m in ls: lt += t; lm += m
             self.ts.append(lt); self.ms += lm
-        self.head = lin_args(model.lm_head, model.config.vocab_size)
-        self.emb, self.norm_f, self.eps = bb.embedding.weight, bb.norm_f.weight, float(model.config.rms_norm_eps)
-        self.ok = self.head is not None and self.dtype == torch.float32 and self.norm_f.dtype == torch.float32
-    def valid(self, model) -> bool:
-        "True while every watched module, parameter and buffer is still the object the plan read."
-        return (len(model.backbone.layers) == self.n_layer and model.backbone.embedding.weight.dtype == self.dtype
-                and all(d.get(k) is o for d, k, o in self.watch))
+        self.head = lin_args(model.lm_head, self.vocab)
+        self.ok = self.head is not None
+    def _watch(self, watch):
+        # the objects themselves are kept (so their ids cannot be reused) and compared by id: a C-level loop
+        self.dicts, self.keys = [d for d, _ in watch], [k for _, k in watch]
+        self.objs = [d.get(k) for d, k in watch]; self.ids = [id(o) for o in self.objs]
+    def valid(self) -> bool:
+        "True while every watched module, parameter and buffer is still the object the plan read, in fp32."
+        return (len(self.layer_dict) == self.n_layer and self.emb.dtype == torch.float32 and self.norm_f.dtype == torch.float32
+                and list(map(id, map(dict.get, self.dicts, self.keys))) == self.ids)
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #e0419de8
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #1f85a44a
 def plan_for(model) -> StepPlan:
     "The model's `StepPlan`, gathered again when anything it read was replaced."
     plan = model.__dict__.get("_step_plan")
-    if plan is None or not plan.valid(model): plan = model.__dict__["_step_plan"] = StepPlan(model)
+    if plan is None or not plan.valid(): plan = model.__dict__["_step_plan"] = StepPlan(model)
     return plan
 
 def fused_step(model, # a MambaLM on the CPU
-               input_ids:Tensor, # (b,) token ids, already checked
+               input_ids:Tensor, # (b,) int64 token ids
                cache) -> Tensor|None: # its MambaCache, updated in place
-    "Logits (b, vocab_size) of one step in one C++ call, or None when the model or cache is not one the kernel takes."
+    "Logits (b, vocab_size) of one step in one C++ call, or None (nothing changed) when the kernel does not take this model, cache or ids."
     plan = plan_for(model)
-    if not plan.ok or len(cache.conv_states) != plan.n_layer or not decode_kernel_available()[0]: return None
+    if not plan.ok or len(cache.conv_states) != plan.n_layer: return None
+    ext = _STATE.get("mod") or (decode_kernel_available()[0] and _ext())
+    if not ext: return None
     ts = []
     for i, lt in enumerate(plan.ts):
         cs, ss = cache.conv_states[i], cache.ssm_states[i]
@@ -360,4 +456,4 @@ def fused_step(model, # a MambaLM on the CPU
         if not ss.is_contiguous(): ss = cache.ssm_states[i] = ss.contiguous()
         lt[5], lt[6] = cs, ss
         ts += lt
-    return _ext().mamba_step(input_ids.contiguous(), plan.emb, ts, plan.ms, plan.norm_f, *plan.head, plan.eps, 0)
+    return ext.mamba_step(input_ids.contiguous(), plan.emb, ts, plan.ms, plan.norm_f, *plan.head, plan.eps, plan.vocab, 0)

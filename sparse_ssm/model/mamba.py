@@ -264,8 +264,9 @@ def allocate_cache(self:MambaLM, batch_size:int, # number of sequences decoded t
 FUSED_STEP = "sparse_ssm.inference.decode_cpu"  # chapter 18a: the whole step as one C++ call, imported when first used; None: off
 
 def fused_step_or_none(model, input_ids:Tensor, cache) -> Tensor|None:
-    "Chapter 18a's fused step (CPU, fp32, no gradients), or None when it does not apply: then the PyTorch step runs."
-    if FUSED_STEP is None or input_ids.device.type != "cpu" or (torch.is_grad_enabled() and model.lm_head.weight.requires_grad): return None
+    "Chapter 18a's fused step (CPU, fp32, no gradients; it checks the ids too), or None when it does not apply: then the PyTorch step runs."
+    if (FUSED_STEP is None or not isinstance(input_ids, Tensor) or input_ids.device.type != "cpu" or input_ids.dtype != torch.long
+            or input_ids.ndim != 1 or (torch.is_grad_enabled() and model.lm_head.weight.requires_grad)): return None
     try: mod = importlib.import_module(FUSED_STEP)
     except ImportError: return None
     return mod.fused_step(model, input_ids, cache)
@@ -276,10 +277,10 @@ def step(self:MambaLM, input_ids:Tensor, # (b,) or (b, 1): the next token of eac
          fused:bool=True) -> Tensor: # False: always the PyTorch step below (the reference of chapter 18a)
     "Logits (b, vocab_size) for one new token, in O(1) time in the sequence length."
     if input_ids.ndim == 2 and input_ids.shape[1] == 1: input_ids = input_ids[:, 0]
-    check_token_ids(input_ids, self.config.vocab_size, 1)
     if fused and (logits := fused_step_or_none(self, input_ids, cache)) is not None:
         cache.seqlen += 1
         return logits
+    check_token_ids(input_ids, self.config.vocab_size, 1)
     x = self.backbone.embedding(input_ids)                                          # (b, d_model)
     for i, layer in enumerate(self.backbone.layers): x = layer.step(x, cache, i)
     cache.seqlen += 1
