@@ -112,11 +112,15 @@ void fwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
     const int64_t row = b * a.L + t, off = row * a.d + c0;
     const T* __restrict Bt = a.B + row * n; const T* __restrict Ct = a.C + row * n;
     const T* u = lanes(a.u, off, nc, pu); const T* de = lanes(a.delta, off, nc, pd);
+    if (a.sp) {   // branch outside the lane loop: a vectorised select would compute the softplus always
 #pragma omp simd
-    for (int c = 0; c < W; ++c) {
-      const T x = de[c] + bias[c], s = a.sp ? vsoftplus(x) : x;
-      dt[c] = s; du[c] = s * u[c]; yv[c] = Dv[c] * u[c];
+      for (int c = 0; c < W; ++c) dt[c] = vsoftplus(de[c] + bias[c]);
+    } else {
+#pragma omp simd
+      for (int c = 0; c < W; ++c) dt[c] = de[c] + bias[c];
     }
+#pragma omp simd
+    for (int c = 0; c < W; ++c) { du[c] = dt[c] * u[c]; yv[c] = Dv[c] * u[c]; }
     for (int64_t j = 0; j < n; ++j) {
       const T bj = Bt[j], cj = Ct[j]; T* __restrict hj = h + j * W; const T* __restrict Aj = At + j * W;
 #pragma omp simd
@@ -154,11 +158,15 @@ void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
     const T* __restrict Bt = a.B + row * n;
     const T* u = lanes(a.u, off, nc, pu); const T* de = lanes(a.delta, off, nc, pd);
     T* dt = dts + s * W;
+    if (a.sp) {
 #pragma omp simd
-    for (int c = 0; c < W; ++c) {
-      const T x = de[c] + bias[c], v = a.sp ? vsoftplus(x) : x;
-      dt[c] = v; du[c] = v * u[c];
+      for (int c = 0; c < W; ++c) dt[c] = vsoftplus(de[c] + bias[c]);
+    } else {
+#pragma omp simd
+      for (int c = 0; c < W; ++c) dt[c] = de[c] + bias[c];
     }
+#pragma omp simd
+    for (int c = 0; c < W; ++c) du[c] = dt[c] * u[c];
     for (int64_t j = 0; j < n; ++j) {
       const T bj = Bt[j]; const T* __restrict Aj = At + j * W;
       const T* __restrict hp = hs + s * nW + j * W; T* __restrict hn = hs + (s + 1) * nW + j * W;
@@ -214,10 +222,14 @@ void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
 #pragma omp simd
     for (int c = 0; c < W; ++c) {
       go[c] = gyp[c] * Dv[c] + dt[c] * sB[c];   // dL/du
-      T ddt = sA[c] + u[c] * sB[c];
-      if (a.sp) ddt *= vsigmoid(de[c] + bias[c]);
-      sg[c] = ddt; gD[c] += gyp[c] * u[c]; gb[c] += ddt;
+      sg[c] = sA[c] + u[c] * sB[c]; gD[c] += gyp[c] * u[c];
     }
+    if (a.sp) {
+#pragma omp simd
+      for (int c = 0; c < W; ++c) sg[c] *= vsigmoid(de[c] + bias[c]);
+    }
+#pragma omp simd
+    for (int c = 0; c < W; ++c) gb[c] += sg[c];
     for (int c = 0; c < nc; ++c) { a.gu[off + c] = go[c]; a.gdelta[off + c] = sg[c]; }
   }
 }
