@@ -60,6 +60,7 @@ _CPP_HEAD = r'''
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -487,6 +488,9 @@ static inline int64_t n_groups(int64_t nb, int64_t nblk, int64_t per_thread) {
   const int64_t want = (per_thread * at::get_num_threads() + nb - 1) / nb;
   return std::max<int64_t>(1, std::min<int64_t>(nblk, want));
 }
+// items are handed out one at a time from an atomic counter, not split evenly up front: on a shared
+// machine a thread that loses its core for a while then does fewer items instead of holding up the rest
+static inline int64_t n_workers(int64_t items) { return std::min<int64_t>(items, at::get_num_threads()); }
 // 64-byte aligned scratch: the register kernel loads and stores whole cache lines
 template <typename T> struct Buf {
   std::vector<T> v; T* p;
@@ -498,11 +502,12 @@ template <typename T> struct Buf {
 
 template <typename T>
 void fwd(const Args<T>& a) {
-  const int64_t P = n_groups(a.nb, a.nblk, 2), bpg = (a.nblk + P - 1) / P, nW = a.n * W;
-  at::parallel_for(0, a.nb * P, 1, [&](int64_t i0, int64_t i1) {
+  const int64_t P = n_groups(a.nb, a.nblk, 4), bpg = (a.nblk + P - 1) / P, nW = a.n * W, items = a.nb * P;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, n_workers(items), 1, [&](int64_t, int64_t) {
     std::vector<T> h(bpg * nW); Buf<T> sc(a.K * SC * W);
     std::vector<Consts<T>> ks(bpg);
-    for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t i = next++; i < items; i = next++) {
       const int64_t b = i / P, q0 = (i % P) * bpg, q1 = std::min(a.nblk, q0 + bpg);
       if (q0 >= q1) continue;
       for (int64_t q = q0; q < q1; ++q) ks[q - q0].fill(a, q * W, std::min<int64_t>(W, a.d - q * W));
@@ -526,12 +531,13 @@ void fwd(const Args<T>& a) {
 
 template <typename T>
 void bwd(const Args<T>& a, int64_t P, T* gBp, T* gCp) {
-  const int64_t bpg = (a.nblk + P - 1) / P, bln = a.nb * a.L * a.n, n = a.n, nW = n * W;
-  at::parallel_for(0, a.nb * P, 1, [&](int64_t i0, int64_t i1) {
+  const int64_t bpg = (a.nblk + P - 1) / P, bln = a.nb * a.L * a.n, n = a.n, nW = n * W, items = a.nb * P;
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, n_workers(items), 1, [&](int64_t, int64_t) {
     std::vector<T> g(bpg * nW), gA(bpg * nW), gD(bpg * W), gb(bpg * W);
     Buf<T> hs((a.K + 1) * nW), ea(a.K * nW), sc(a.K * SC * W), gBv(a.K * nW), gCv(a.K * nW);
     std::vector<Consts<T>> ks(bpg);
-    for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t i = next++; i < items; i = next++) {
       const int64_t b = i / P, grp = i % P, q0 = grp * bpg, q1 = std::min(a.nblk, q0 + bpg);
       if (q0 >= q1) continue;
       std::fill(g.begin(), g.end(), T(0)); std::fill(gA.begin(), gA.end(), T(0));
@@ -621,7 +627,7 @@ std::vector<at::Tensor> scan_bwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
                                  at::Tensor gy, at::Tensor glast, int64_t K) {
   const int64_t nb = u.size(0), L = u.size(1), d = u.size(2), n = A.size(1), nblk = (d + W - 1) / W;
   const int64_t nt = at::get_num_threads();
-  const int64_t P = std::max<int64_t>(1, std::min<int64_t>(nblk, (2 * nt + nb - 1) / nb));  // channel groups
+  const int64_t P = std::max<int64_t>(1, std::min<int64_t>(nblk, (4 * nt + nb - 1) / nb));  // channel groups
   auto gu = at::empty_like(u), gdelta = at::empty_like(u), gz = at::empty_like(z);
   auto gA = at::empty({nb, d, n}, u.options()), gD = at::empty({nb, d}, u.options());
   auto gbias = at::empty({nb, d}, u.options());
