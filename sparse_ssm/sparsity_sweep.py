@@ -178,11 +178,12 @@ def quality_seed(seed:int, d_model:int=64, n_layer:int=2, steps:int=250, recover
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #0718ac3b
 def _decode_fn(model, n_tokens:int):
-    "A zero-argument callable that decodes `n_tokens` at batch 1 after a 4-token prompt."
+    "A zero-argument callable that decodes `n_tokens` at batch 1 (greedy steps only: the 4-token prompt is prefilled once, outside)."
     ids = torch.arange(4) % model.config.vocab_size
+    with torch.no_grad(): cache = model.allocate_cache(1); model(ids[None], cache)
     @torch.no_grad()
     def run():
-        cache = model.allocate_cache(1); model(ids[None], cache); t = ids[-1:]
+        t = ids[-1:]
         for _ in range(n_tokens): t = model.step(t, cache).argmax(-1)
     return run
 

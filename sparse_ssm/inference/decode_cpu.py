@@ -6,7 +6,7 @@
 __all__ = ['DECODE_SRC', 'DECODE_BODY', 'DECODE_BIND', 'DECODE_ENTRY', 'decode_source', 'decode_kernel_available', 'lin_args',
            'StepPlan', 'plan_for', 'fused_step']
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #784c882c
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #dfc61f1b
 import importlib, warnings
 import torch
 from torch import nn, Tensor
@@ -14,7 +14,7 @@ from ..model.scan_cpu import build_extension, _CPP_EXP
 from ..model.sparse_kernel import KERNEL_SRC, SparseLinear16
 from ..model.mamba import MambaBlock
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #42de85e6
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #45355e25
 DECODE_SRC = r"""
 // One decoding step of a whole MambaLM in one call. Every matrix is a `Lin`: dense (out, in) row-major,
 // or one of chapter 06b's packed layouts. Work inside a step is split over threads by rows of each
@@ -42,7 +42,7 @@ struct Priv {                                                                   
 };
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #005897a3
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #28398c46
 DECODE_BODY = r"""
 // acc[b] = <w, x[b * ldx + :]> for NB batch rows: 32 columns a step in vector registers, then a tree of adds
 template <int NB>
@@ -173,19 +173,27 @@ static void layer_step(const Layer& Ly, float* x, int64_t nb, int64_t dm, float 
     for (int64_t b = 0; b < nb; ++b) {
       const float dt = p.dt[b * d + c], u = s.u[b * d + c], du = dt * u;
       const float* B = p.xdbl + b * nx + r; const float* C = B + n;
-      float* h = Ly.ssm_state + (b * d + c) * n; float acc[16] = {}, yv = 0;
-      int64_t j = 0;
-      for (; j + 16 <= n; j += 16)                                           // sixteen states a vector
+      float* h = Ly.ssm_state + (b * d + c) * n; float acc[16] = {};
+      for (int64_t j = 0; j < n; j += 16) {                                  // sixteen states a vector
+        if (j + 16 <= n) {
 #pragma omp simd
-        for (int l = 0; l < 16; ++l) {
-          const float hv = vexp(-dt * vexp(al[j + l])) * h[j + l] + du * B[j + l];
-          h[j + l] = hv; acc[l] += C[j + l] * hv;
+          for (int l = 0; l < 16; ++l) {
+            const float hv = vexp(-dt * vexp(al[j + l])) * h[j + l] + du * B[j + l];
+            h[j + l] = hv; acc[l] += C[j + l] * hv;
+          }
+        } else {                                                             // the last few, under a mask
+          const int64_t m = n - j;
+#pragma omp simd
+          for (int l = 0; l < 16; ++l) {
+            const bool in = l < m;
+            const float a = in ? al[j + l] : 0.0f, hh = in ? h[j + l] : 0.0f, bb = in ? B[j + l] : 0.0f, cc = in ? C[j + l] : 0.0f;
+            const float hv = vexp(-dt * vexp(a)) * hh + du * bb;
+            if (in) h[j + l] = hv;
+            acc[l] += cc * hv;
+          }
         }
-      for (; j < n; ++j) {
-        const float hv = vexp(-dt * vexp(al[j])) * h[j] + du * B[j];
-        h[j] = hv; yv += C[j] * hv;
       }
-      s.y[b * d + c] = (yv + hsum16(acc) + Ly.D[c] * u) * p.gate[b * d + c];
+      s.y[b * d + c] = (hsum16(acc) + Ly.D[c] * u) * p.gate[b * d + c];
     }
   }
 #pragma omp barrier
@@ -209,7 +217,7 @@ static void model_step(const std::vector<Layer>& layers, float* x, int64_t nb, i
 }
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #8c1c4878
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #01dd4d79
 DECODE_BIND = r"""
 #include <omp.h>
 #ifdef SPARSE_X86
@@ -345,7 +353,7 @@ at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts
 }
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #b15f7470
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #3a1962a8
 def decode_source() -> str:
     "The whole C++ source: chapter 06b's sparse row kernels, then the step for the baseline ISA, AVX2+FMA and AVX-512."
     lvl = {"k_base": 0, "k_avx2": 1, "k_avx512": 2}  # ISA: the namespace's level, for the few explicit AVX-512 paths
@@ -356,7 +364,7 @@ def decode_source() -> str:
                       *isa("k_avx2", "avx2,fma"), *isa("k_avx512", "avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"),
                       "#else", "namespace k_avx2 = k_base;", "namespace k_avx512 = k_base;", "#endif", DECODE_ENTRY])
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #ec3b9baf
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #63b53ec0
 _STATE = {}
 
 def _ext():
@@ -373,7 +381,7 @@ def decode_kernel_available() -> tuple:
         return False, _STATE["error"]
     return True, ""
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #b90f7bb0
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #389596ee
 _E = torch.empty(0)
 
 def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
@@ -389,7 +397,7 @@ def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
                ([m.vals, m.rowptr, m.bits, b], [2, m.out_features, m.in_features])
     return None
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #524b5107
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #f511d264
 class StepPlan:
     "The kernel's arguments for one model, gathered once, and what must stay the same object for them to hold."
     def __init__(self, model):
@@ -433,7 +441,7 @@ class StepPlan:
         return (len(self.layer_dict) == self.n_layer and self.emb.dtype == torch.float32 and self.norm_f.dtype == torch.float32
                 and list(map(id, map(dict.get, self.dicts, self.keys))) == self.ids)
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #1f85a44a
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #dbe48e44
 def plan_for(model) -> StepPlan:
     "The model's `StepPlan`, gathered again when anything it read was replaced."
     plan = model.__dict__.get("_step_plan")
