@@ -9,7 +9,7 @@ __all__ = ['MODELS', 'DEFAULT_TRAIN_MODELS', 'PARTS', 'EXTRA_PARTS', 'PeakMemory
            'bench_sparse', 'bench']
 
 # %% ../nbs/annex/40_benchmarks.ipynb #b7ccd3af
-import argparse, ctypes, math, os, re, statistics, sys
+import argparse, copy, ctypes, math, os, re, statistics, sys
 from dataclasses import dataclass
 from typing import Callable
 import torch
@@ -191,18 +191,24 @@ def weight_bytes(model:nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.parameters())   # shared (tied) tensors count once
 
 @torch.no_grad()
-def bench_decode(d_model=768, n_layer=24, vocab_size=50280, n_tokens=16, prompt=8, reps=3, model="MambaLM") -> dict:
-    "{params, MB_per_token, tokens_per_s, GB_s, copy_GB_s, frac_of_copy} of batch-1 decoding."
+def bench_decode(d_model=768, n_layer=24, vocab_size=50280, n_tokens=16, prompt=8, reps=3, model="MambaLM") -> list:
+    "Rows {step, params, MB_per_token, tokens_per_s, GB_s, copy_GB_s, frac_of_copy} of batch-1 decoding: the fused and the PyTorch step."
     torch.manual_seed(0); m = MODELS[model](d_model, n_layer, vocab_size).eval()
     ids = torch.randint(0, vocab_size, (1, prompt))
     cache = m.allocate_cache(1); logits = m(ids, cache)[:, -1]
-    nxt = [logits.argmax(-1)]
-    def run():
-        for _ in range(n_tokens): nxt[0] = m.step(nxt[0], cache).argmax(-1)
-    t = statistics.median(time_interleaved({"decode": run}, reps=reps)["decode"]["wall"]) / n_tokens
+    def run(fused):
+        c, nxt = copy.deepcopy(cache), [logits.argmax(-1)]
+        def call():
+            for _ in range(n_tokens): nxt[0] = m.step(nxt[0], c, fused=fused).argmax(-1)
+        return call
+    times = time_interleaved({"fused (18a)": run(True), "PyTorch (07)": run(False)}, reps=reps)
     bw, nbytes = copy_bandwidth(), weight_bytes(m)
-    return dict(params=n_params(m), MB_per_token=nbytes / 1e6, tokens_per_s=1 / t, GB_s=nbytes / t / 1e9,
-                copy_GB_s=bw / 1e9, frac_of_copy=nbytes / t / bw)
+    rows = []
+    for k, v in times.items():
+        t = statistics.median(v["wall"]) / n_tokens
+        rows.append(dict(step=k, params=n_params(m), MB_per_token=nbytes / 1e6, tokens_per_s=1 / t, GB_s=nbytes / t / 1e9,
+                         copy_GB_s=bw / 1e9, frac_of_copy=nbytes / t / bw))
+    return rows
 
 # %% ../nbs/annex/40_benchmarks.ipynb #bcfe86ce
 def bench_threads(b=4, l=1024, d=512, n=16, L=512, tokens=8192, d_model=128, n_layer=2, reps=3, threads=(1, 2)) -> list:
@@ -277,7 +283,7 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
     if "decode" in parts:
         dm, nl, v = a.decode_shape
         head(f"batch-1 decoding, d_model {dm}, {nl} layers, vocab {v}, fp32: weight bytes per token x tokens/s against copy bandwidth")
-        print(format_table([bench_decode(dm, nl, v, n_tokens=4 if a.quick else 16, reps=a.reps)], ["params", "MB_per_token", "tokens_per_s", "GB_s", "copy_GB_s", "frac_of_copy"]))
+        print(format_table(bench_decode(dm, nl, v, n_tokens=4 if a.quick else 16, reps=a.reps), ["step", "params", "MB_per_token", "tokens_per_s", "GB_s", "copy_GB_s", "frac_of_copy"]))
     if "sparse" in parts:
         head("pruned against dense: shrunk (channels/state), masked, compressed (sparse kernel); batch-1 decoding and training tokens/s, bytes")
         bench_sparse(a.quick, a.reps)
