@@ -582,11 +582,12 @@ void bwd(const Args<T>& a, int64_t P, T* gBp, T* gCp) {
 '''
 #| export
 _CPP_BIND = r'''
+static int isa_cap = 2;   // scan_isa_cap lowers it, so that a newer CPU can run (and test) an older copy
 static int isa_level() {  // 2: AVX-512, 1: AVX2+FMA, 0: baseline
 #if defined(__x86_64__) && defined(__GNUC__)
   static const int lvl = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") ? 2
                        : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0);
-  return lvl;
+  return std::min(lvl, isa_cap);
 #else
   return 0;
 #endif
@@ -646,6 +647,7 @@ std::vector<at::Tensor> scan_bwd(at::Tensor u, at::Tensor delta, at::Tensor A, a
 }
 
 int64_t scan_isa() { return isa_level(); }
+int64_t scan_isa_cap(int64_t cap) { isa_cap = static_cast<int>(cap); return isa_level(); }   // the level now in use
 '''
 
 # %% ../../nbs/annex/05a_scan_cpu.ipynb
@@ -866,7 +868,7 @@ def build_extension(name:str, # module name; a hash of the source, torch and Pyt
 
 def _load():
     "The compiled scan extension (building it on first use), or None with the reason in `_STATE['error']`."
-    return build_extension("sparse_ssm_scan_cpu", cpp_source(), ["scan_fwd", "scan_bwd", "scan_isa", "conv_silu_fwd", "conv_silu_bwd"], _STATE)
+    return build_extension("sparse_ssm_scan_cpu", cpp_source(), ["scan_fwd", "scan_bwd", "scan_isa", "scan_isa_cap", "conv_silu_fwd", "conv_silu_bwd"], _STATE)
 
 # %% ../../nbs/annex/05a_scan_cpu.ipynb #e24881bd
 def cpp_available(device=None) -> tuple: # the registry's probe passes the device; the kernel runs on CPU tensors
