@@ -77,7 +77,7 @@ template <typename T> struct ConvArgs {
   const T *x, *wt, *bias, *gu; T *u, *gx, *gw, *gb; int64_t nb, L, d, k, sb, st;
 };
 constexpr int W = 16;  // channels per block: one AVX-512 register of fp32, two of AVX2
-constexpr int SC = 6;  // lane vectors per step in the register kernel's scratch (below)
+constexpr int SC = 8;  // lane vectors per step in the register kernel's scratch (below)
 
 // a block's per-channel constants, padded with zeros past the last channel: A transposed to
 // (n, W) so that the inner loops run over channels, and bias, D
@@ -260,6 +260,30 @@ K512 static inline __m512 exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C[0]));
   return _mm512_scalef_ps(p, k);
 }
+// 1 / d to about one fp32 rounding: the 14-bit estimate and one Newton step (a division is many times slower)
+K512 static inline __m512 rcp16(__m512 d) {
+  const __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+// from one exponential t = e^-|x| in (0, 1]: sigmoid(x) = (x >= 0 ? 1 : t) / (1 + t), and (SP) the softplus
+// max(x, 0) + log(1 + t), the log as the generic vlog1p01 (1 + t halved above sqrt 2, then the atanh series)
+template <bool SP> K512 static inline __m512 sigmoid16(__m512 x, __m512* sp = nullptr) {
+  const __m512 t = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(x)));
+  const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
+  const __m512 sg = _mm512_mul_ps(_mm512_mask_blend_ps(pos, t, _mm512_set1_ps(1.0f)), rcp16(_mm512_add_ps(t, _mm512_set1_ps(1.0f))));
+  if (SP) {
+    const __mmask16 big = _mm512_cmp_ps_mask(t, _mm512_set1_ps(0.41421356f), _CMP_GT_OQ);
+    const __m512 f = _mm512_mask_blend_ps(big, t, _mm512_mul_ps(_mm512_sub_ps(t, _mm512_set1_ps(1.0f)), _mm512_set1_ps(0.5f)));
+    const __m512 q = _mm512_mul_ps(f, rcp16(_mm512_add_ps(f, _mm512_set1_ps(2.0f)))), q2 = _mm512_mul_ps(q, q);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(1.0f / 9.0f), q2, _mm512_set1_ps(1.0f / 7.0f));
+    p = _mm512_fmadd_ps(p, q2, _mm512_set1_ps(1.0f / 5.0f));
+    p = _mm512_fmadd_ps(p, q2, _mm512_set1_ps(1.0f / 3.0f));
+    p = _mm512_fmadd_ps(p, q2, _mm512_set1_ps(1.0f));
+    const __m512 l = _mm512_fmadd_ps(_mm512_add_ps(q, q), p, _mm512_maskz_mov_ps(big, _mm512_set1_ps(0.693147180559945309f)));
+    *sp = _mm512_add_ps(_mm512_max_ps(x, _mm512_setzero_ps()), l);
+  }
+  return sg;
+}
 // the next block's rows of the (b, l, d) tensors, fetched while this block computes: one 64-byte line
 // per step and tensor, d floats apart. Inline asm, because GCC drops prefetch builtins from loops it
 // vectorises; prefetchw for the rows the next block will write
@@ -276,34 +300,27 @@ struct Pf {
   }
 };
 // per step, the lane vectors of the scratch sc (len, SC, W): dt, dt u, D u (forward) or the gated
-// dL/dy (backward), the output <C, h>, and the backward's sums over j of A_j a_j and B_j g_j
+// dL/dy (backward), the output <C, h>, the backward's sums over j of A_j a_j and B_j g_j, and the
+// sigmoids of delta + bias (the softplus's derivative) and of z, for the lane-wise loops after
 K512 static void prep16(const Args<float>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, int64_t len,
                         const Consts<float>& k, float* __restrict sc, bool bwd) {
   alignas(64) float pu[W], pd[W], pz[W], pg[W];
-  const float* bias = k.bias.data(); const float* Dv = k.D.data();
-  for (int64_t s = 0; s < len; ++s) {
+  const __m512 bias = _mm512_loadu_ps(k.bias.data()), Dv = _mm512_loadu_ps(k.D.data());
+  for (int64_t s = 0; s < len; ++s, sc += SC * W) {
     const int64_t off = (b * a.L + t0 + s) * a.d + c0;
-    const float* u = lanes(a.u, off, nc, pu); const float* de = lanes(a.delta, off, nc, pd);
-    float* dt = sc + s * SC * W; float* du = dt + W; float* gp = du + W;
-    if (a.sp) {   // every branch outside the lane loops: a vectorised loop computes both sides of a select
-#pragma omp simd
-      for (int c = 0; c < W; ++c) { dt[c] = vsoftplus(de[c] + bias[c]); du[c] = dt[c] * u[c]; }
+    const __m512 u = _mm512_loadu_ps(lanes(a.u, off, nc, pu)), x = _mm512_add_ps(_mm512_loadu_ps(lanes(a.delta, off, nc, pd)), bias);
+    __m512 dt = x;
+    if (a.sp) _mm512_store_ps(sc + 6 * W, sigmoid16<true>(x, &dt));
+    _mm512_store_ps(sc, dt); _mm512_store_ps(sc + W, _mm512_mul_ps(dt, u));
+    if (!bwd) { _mm512_store_ps(sc + 2 * W, _mm512_mul_ps(Dv, u)); continue; }
+    const __m512 gy = _mm512_loadu_ps(lanes(a.gy, off, nc, pg));
+    if (a.z) {   // gated: dL/dy silu(z), and dL/dz as a factor of the output before the gate, <C, h> + D u
+      const __m512 z = _mm512_loadu_ps(lanes(a.z, off, nc, pz)), sz = sigmoid16<false>(z), one = _mm512_set1_ps(1.0f);
+      _mm512_store_ps(sc + 2 * W, _mm512_mul_ps(gy, _mm512_mul_ps(z, sz)));
+      _mm512_store_ps(sc + 3 * W, _mm512_mul_ps(Dv, u));
+      _mm512_store_ps(sc + 7 * W, _mm512_mul_ps(_mm512_mul_ps(gy, sz), _mm512_fmadd_ps(z, _mm512_sub_ps(one, sz), one)));
     } else {
-#pragma omp simd
-      for (int c = 0; c < W; ++c) { dt[c] = de[c] + bias[c]; du[c] = dt[c] * u[c]; }
-    }
-    if (!bwd) {
-#pragma omp simd
-      for (int c = 0; c < W; ++c) gp[c] = Dv[c] * u[c];
-      continue;
-    }
-    const float* gy = lanes(a.gy, off, nc, pg);
-    if (a.z) {
-      const float* z = lanes(a.z, off, nc, pz);
-#pragma omp simd
-      for (int c = 0; c < W; ++c) gp[c] = gy[c] * z[c] * vsigmoid(z[c]);
-    } else {
-      std::memcpy(gp, gy, W * sizeof(float));
+      _mm512_store_ps(sc + 2 * W, gy);
     }
   }
 }
@@ -345,9 +362,8 @@ K512 static void fwd_block16(const Args<float>& a, int64_t b, int64_t c0, int64_
     const int64_t off = (row0 + s) * a.d + c0;
     float* yv = sc + s * SC * W + 3 * W;
     if (a.z) {
-      const float* z = lanes(a.z, off, nc, pz);
-#pragma omp simd
-      for (int c = 0; c < W; ++c) yv[c] *= z[c] * vsigmoid(z[c]);
+      const __m512 z = _mm512_loadu_ps(lanes(a.z, off, nc, pz));
+      _mm512_store_ps(yv, _mm512_mul_ps(_mm512_load_ps(yv), _mm512_mul_ps(z, sigmoid16<false>(z))));
     }
     std::memcpy(a.y + off, yv, nc * sizeof(float));
   }
@@ -364,7 +380,7 @@ K512 __attribute__((noinline)) static void bwd_up16(const float* __restrict At, 
   for (int64_t s = 0; s < len; ++s, B += 16, C += 16, sc += SC * W, qs += 16 * W, ea += 16 * W, gCv += 16 * W) {
     if (J0 == 0) pf.at(s);
     const __m512 vdt = _mm512_load_ps(sc), vdu = _mm512_load_ps(sc + W), vgy = _mm512_load_ps(sc + 2 * W);
-    __m512 y0 = J0 == 0 ? _mm512_setzero_ps() : _mm512_load_ps(sc + 3 * W), y1 = _mm512_setzero_ps();
+    __m512 y0 = GATE ? _mm512_load_ps(sc + 3 * W) : _mm512_setzero_ps(), y1 = _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int j = J0; j < J0 + 8; ++j) {
       const __m512 e = exp16(_mm512_mul_ps(vdt, _mm512_loadu_ps(At + j * W)));
@@ -415,26 +431,22 @@ K512 static void bwd_block16(const Args<float>& a, int64_t b, int64_t c0, int64_
                              const Consts<float>& k, const float* h0, float* g, float* gA, float* gD, float* gb,
                              float* gBv, float* gCv, float* qs, float* ea, float* sc, int64_t nt0, int64_t nc0) {
   const int64_t len = t1 - t0, row0 = b * a.L + t0, noff = (b * a.L + nt0) * a.d + nc0;
-  const float* At = k.At.data(); const float* bias = k.bias.data(); const float* Dv = k.D.data();
+  const float* At = k.At.data(); const float* Dv = k.D.data();
   const float *B = a.B + row0 * 16, *C = a.C + row0 * 16;
   const int64_t nlen = nc0 < 0 ? 0 : std::min(a.K, a.L - nt0);
   Pf pr(a.d, nlen, false), pw(a.d, nlen, true);   // the next block's inputs, and its outputs
   pr.add(a.u, noff); pr.add(a.delta, noff); pr.add(a.gy, noff); pr.add(a.z, noff);
   pw.add(a.gu, noff); pw.add(a.gdelta, noff); pw.add(a.gz, noff);
   prep16(a, b, c0, nc, t0, len, k, sc, true);
-  alignas(64) float pu[W], pd[W], pz[W], pg[W], o1[W], o2[W];
+  alignas(64) float pu[W], o1[W], o2[W], ones[W];
+  std::fill(ones, ones + W, 1.0f);
   if (a.z) {
     bwd_up16<true, 0>(At, B, C, sc, len, h0, qs, ea, gCv, pr); bwd_up16<true, 8>(At, B, C, sc, len, h0, qs, ea, gCv, pr);
-    for (int64_t s = 0; s < len; ++s) {   // dL/dz needs the output before the gate, <C, h> + D u
-      const int64_t off = (row0 + s) * a.d + c0;
-      const float* u = lanes(a.u, off, nc, pu); const float* z = lanes(a.z, off, nc, pz); const float* gy = lanes(a.gy, off, nc, pg);
-      const float* yv = sc + s * SC * W + 3 * W;
+    for (int64_t s = 0; s < len; ++s) {   // dL/dz = its factor from the prep times <C, h> + D u
+      const float* yv = sc + s * SC * W + 3 * W; const float* f = yv + 4 * W;
 #pragma omp simd
-      for (int c = 0; c < W; ++c) {
-        const float s1 = vsigmoid(z[c]);
-        o1[c] = gy[c] * (yv[c] + Dv[c] * u[c]) * s1 * (1.0f + z[c] * (1.0f - s1));
-      }
-      std::memcpy(a.gz + off, o1, nc * sizeof(float));
+      for (int c = 0; c < W; ++c) o1[c] = f[c] * yv[c];
+      std::memcpy(a.gz + (row0 + s) * a.d + c0, o1, nc * sizeof(float));
     }
   } else {
     bwd_up16<false, 0>(At, B, C, sc, len, h0, qs, ea, gCv, pr); bwd_up16<false, 8>(At, B, C, sc, len, h0, qs, ea, gCv, pr);
@@ -442,16 +454,14 @@ K512 static void bwd_block16(const Args<float>& a, int64_t b, int64_t c0, int64_
   bwd_down16<0>(At, B, C, sc, len, g, gA, qs, ea, gBv, pw); bwd_down16<8>(At, B, C, sc, len, g, gA, qs, ea, gBv, pw);
   for (int64_t s = 0; s < len; ++s) {   // per step, lane-wise: dL/du, dL/ddelta, D's and the bias's sums
     const int64_t off = (row0 + s) * a.d + c0;
-    const float* u = lanes(a.u, off, nc, pu); const float* de = lanes(a.delta, off, nc, pd);
+    const float* u = lanes(a.u, off, nc, pu);
     const float* dt = sc + s * SC * W; const float* gyp = dt + 2 * W; const float* sA = dt + 4 * W; const float* sB = dt + 5 * W;
+    const float* sx = a.sp ? dt + 6 * W : ones;   // the softplus's derivative, or 1
 #pragma omp simd
-    for (int c = 0; c < W; ++c) { o1[c] = gyp[c] * Dv[c] + dt[c] * sB[c]; o2[c] = sA[c] + u[c] * sB[c]; gD[c] += gyp[c] * u[c]; }
-    if (a.sp) {
-#pragma omp simd
-      for (int c = 0; c < W; ++c) o2[c] *= vsigmoid(de[c] + bias[c]);
+    for (int c = 0; c < W; ++c) {
+      o1[c] = gyp[c] * Dv[c] + dt[c] * sB[c]; o2[c] = (sA[c] + u[c] * sB[c]) * sx[c];
+      gD[c] += gyp[c] * u[c]; gb[c] += o2[c];
     }
-#pragma omp simd
-    for (int c = 0; c < W; ++c) gb[c] += o2[c];
     std::memcpy(a.gu + off, o1, nc * sizeof(float)); std::memcpy(a.gdelta + off, o2, nc * sizeof(float));
   }
 }
