@@ -6,7 +6,7 @@
 __all__ = ['DECODE_SRC', 'DECODE_BODY', 'DECODE_BIND', 'DECODE_ENTRY', 'decode_source', 'decode_kernel_available', 'lin_args',
            'StepPlan', 'plan_for', 'fused_step']
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #dfc61f1b
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #26eab2e3
 import importlib, warnings
 import torch
 from torch import nn, Tensor
@@ -14,7 +14,7 @@ from ..model.scan_cpu import build_extension, _CPP_EXP
 from ..model.sparse_kernel import KERNEL_SRC, SparseLinear16
 from ..model.mamba import MambaBlock
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #45355e25
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #4ed3d85f
 DECODE_SRC = r"""
 // One decoding step of a whole MambaLM in one call. Every matrix is a `Lin`: dense (out, in) row-major,
 // or one of chapter 06b's packed layouts. Work inside a step is split over threads by rows of each
@@ -42,7 +42,7 @@ struct Priv {                                                                   
 };
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #28398c46
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #af256436
 DECODE_BODY = r"""
 // acc[b] = <w, x[b * ldx + :]> for NB batch rows: 32 columns a step in vector registers, then a tree of adds
 template <int NB>
@@ -217,7 +217,7 @@ static void model_step(const std::vector<Layer>& layers, float* x, int64_t nb, i
 }
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #01dd4d79
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #82ce71e6
 DECODE_BIND = r"""
 #include <omp.h>
 #ifdef SPARSE_X86
@@ -245,26 +245,6 @@ static inline void dense4_avx512(const float* w, int64_t in, const float* x, flo
   out[2] = _mm512_reduce_add_ps(a2); out[3] = _mm512_reduce_add_ps(a3);
 }
 __attribute__((target("avx512f"))) static inline float hsum16_avx512(const float* a) { return _mm512_reduce_add_ps(_mm512_loadu_ps(a)); }
-// CSR16 rows times one vector, sixteen kept entries a step: widen the column indices, gather x, one FMA;
-// the row's last entries under a mask instead of a scalar loop
-__attribute__((target("avx512f,avx512bw,avx512vl")))
-static void csr_rows_avx512(const int32_t* rp, const uint16_t* col, const float* val, const float* x,
-                            float* y, int64_t r0, int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) {
-    int32_t k = rp[r]; const int32_t e = rp[r + 1];
-    __m512 acc = _mm512_setzero_ps();
-    for (; k + 16 <= e; k += 16) {
-      const __m512i c = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(col + k)));
-      acc = _mm512_fmadd_ps(_mm512_loadu_ps(val + k), _mm512_i32gather_ps(c, x, 4), acc);
-    }
-    if (k < e) {
-      const __mmask16 m = (__mmask16)((1u << (e - k)) - 1);
-      const __m512i c = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, col + k));
-      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, val + k), _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, c, x, 4), acc);
-    }
-    y[r] = _mm512_reduce_add_ps(acc);
-  }
-}
 #endif
 // chapter 06b's row kernels at the best level the CPU and the caller's ISA allow
 template <int NB> static void csr_rows_any(int isa, const int32_t* rp, const uint16_t* col, const float* val, const float* x,
@@ -353,7 +333,7 @@ at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts
 }
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #3a1962a8
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #1de3ae6a
 def decode_source() -> str:
     "The whole C++ source: chapter 06b's sparse row kernels, then the step for the baseline ISA, AVX2+FMA and AVX-512."
     lvl = {"k_base": 0, "k_avx2": 1, "k_avx512": 2}  # ISA: the namespace's level, for the few explicit AVX-512 paths
@@ -364,7 +344,7 @@ def decode_source() -> str:
                       *isa("k_avx2", "avx2,fma"), *isa("k_avx512", "avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"),
                       "#else", "namespace k_avx2 = k_base;", "namespace k_avx512 = k_base;", "#endif", DECODE_ENTRY])
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #63b53ec0
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #ef8e3198
 _STATE = {}
 
 def _ext():
@@ -381,7 +361,7 @@ def decode_kernel_available() -> tuple:
         return False, _STATE["error"]
     return True, ""
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #389596ee
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #0171bf9c
 _E = torch.empty(0)
 
 def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
@@ -397,7 +377,7 @@ def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
                ([m.vals, m.rowptr, m.bits, b], [2, m.out_features, m.in_features])
     return None
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #f511d264
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #8eb1659e
 class StepPlan:
     "The kernel's arguments for one model, gathered once, and what must stay the same object for them to hold."
     def __init__(self, model):
@@ -441,7 +421,7 @@ class StepPlan:
         return (len(self.layer_dict) == self.n_layer and self.emb.dtype == torch.float32 and self.norm_f.dtype == torch.float32
                 and list(map(id, map(dict.get, self.dicts, self.keys))) == self.ids)
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #dbe48e44
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #3dfbc1b9
 def plan_for(model) -> StepPlan:
     "The model's `StepPlan`, gathered again when anything it read was replaced."
     plan = model.__dict__.get("_step_plan")

@@ -116,15 +116,15 @@ static void csr_rows_avx2(const int32_t* rp, const uint16_t* col, const float* v
                           float* y, int64_t out, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     int32_t k = rp[r]; const int32_t e = rp[r + 1];
-    __m256 acc[NB];
-    for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_ps();
-    for (; k + 8 <= e; k += 8) {
+    __m256 acc[NB][2];                                     // two chains of FMAs, taking turns
+    for (int b = 0; b < NB; ++b) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
+    for (int h = 0; k + 8 <= e; k += 8, h ^= 1) {
       const __m256i c = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)(col + k)));
       const __m256 w = _mm256_loadu_ps(val + k);
-      for (int b = 0; b < NB; ++b) acc[b] = _mm256_fmadd_ps(w, _mm256_i32gather_ps(x + b * in, c, 4), acc[b]);
+      for (int b = 0; b < NB; ++b) acc[b][h] = _mm256_fmadd_ps(w, _mm256_i32gather_ps(x + b * in, c, 4), acc[b][h]);
     }
     for (int b = 0; b < NB; ++b) {
-      float t = hsum8(acc[b]);
+      float t = hsum8(_mm256_add_ps(acc[b][0], acc[b][1]));
       for (int32_t kk = k; kk < e; ++kk) t += val[kk] * x[b * in + col[kk]];
       y[b * out + r] = t;
     }
@@ -140,8 +140,8 @@ static void bitmask_rows_avx512(const int32_t* rp, const uint64_t* bits, int64_t
   const int64_t in = W64 * 64;
   for (int64_t r = r0; r < r1; ++r) {
     const float* v = val + rp[r]; const uint64_t* m = bits + r * W64;
-    __m512 acc[NB];
-    for (int b = 0; b < NB; ++b) acc[b] = _mm512_setzero_ps();
+    __m512 acc[NB][4];                                     // one chain of FMAs per 16-column chunk of a word
+    for (int b = 0; b < NB; ++b) for (int q = 0; q < 4; ++q) acc[b][q] = _mm512_setzero_ps();
     for (int64_t j = 0; j < W64; ++j) {
       const uint64_t w = m[j];
       if (!w) continue;
@@ -152,11 +152,39 @@ static void bitmask_rows_avx512(const int32_t* rp, const uint64_t* bits, int64_t
       const int64_t o[4] = {0, (int64_t)((pre >> 8) & 0xff), (int64_t)((pre >> 24) & 0xff), (int64_t)((pre >> 40) & 0xff)};
       for (int q = 0; q < 4; ++q) {
         const __m512 e = _mm512_maskz_expandloadu_ps((__mmask16)(w >> (16 * q)), v + o[q]);  // no branch: a zero mask loads zeros
-        for (int b = 0; b < NB; ++b) acc[b] = _mm512_fmadd_ps(e, _mm512_loadu_ps(x + b * in + j * 64 + 16 * q), acc[b]);
+        for (int b = 0; b < NB; ++b) acc[b][q] = _mm512_fmadd_ps(e, _mm512_loadu_ps(x + b * in + j * 64 + 16 * q), acc[b][q]);
       }
       v += pre >> 56;
     }
-    for (int b = 0; b < NB; ++b) y[b * out + r] = _mm512_reduce_add_ps(acc[b]);
+    for (int b = 0; b < NB; ++b)
+      y[b * out + r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[b][0], acc[b][1]), _mm512_add_ps(acc[b][2], acc[b][3])));
+  }
+}
+// CSR16 rows times one vector, sixteen kept entries a step: widen the column indices, gather x, one FMA;
+// the row's last entries under a mask instead of a scalar loop
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void csr_rows_avx512(const int32_t* rp, const uint16_t* col, const float* val, const float* x,
+                            float* y, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    int32_t k = rp[r]; const int32_t e = rp[r + 1];
+    __m512 acc = _mm512_setzero_ps(), acc2 = acc;           // two chains of FMAs
+    for (; k + 32 <= e; k += 32) {
+      const __m512i c = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(col + k)));
+      const __m512i c2 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(col + k + 16)));
+      acc = _mm512_fmadd_ps(_mm512_loadu_ps(val + k), _mm512_i32gather_ps(c, x, 4), acc);
+      acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(val + k + 16), _mm512_i32gather_ps(c2, x, 4), acc2);
+    }
+    for (; k + 16 <= e; k += 16) {
+      const __m512i c = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(col + k)));
+      acc = _mm512_fmadd_ps(_mm512_loadu_ps(val + k), _mm512_i32gather_ps(c, x, 4), acc);
+    }
+    acc = _mm512_add_ps(acc, acc2);
+    if (k < e) {
+      const __mmask16 m = (__mmask16)((1u << (e - k)) - 1);
+      const __m512i c = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, col + k));
+      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, val + k), _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, c, x, 4), acc);
+    }
+    y[r] = _mm512_reduce_add_ps(acc);
   }
 }
 static bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
@@ -182,9 +210,9 @@ at::Tensor csr16_mm(at::Tensor rowptr, at::Tensor cols, at::Tensor vals, at::Ten
   auto y = at::empty({nb, out}, x.options());
   const int32_t* rp = rowptr.data_ptr<int32_t>(); const uint16_t* c = reinterpret_cast<const uint16_t*>(cols.data_ptr<int16_t>());
   const float* v = vals.data_ptr<float>(); const float* xp = x.data_ptr<float>(); float* yp = y.data_ptr<float>();
-  const bool avx = isa >= 1 && has_avx2();
+  const bool avx = isa >= 1 && has_avx2(), avx512 = isa >= 2 && has_avx512();
 #ifdef SPARSE_X86
-#define CSR(N) (avx ? csr_rows_avx2<N>(rp, c, v, xp + b0 * in, in, yp + b0 * out, out, r0, r1) : csr_rows<N>(rp, c, v, xp + b0 * in, in, yp + b0 * out, out, r0, r1))
+#define CSR(N) (avx512 && N == 1 ? csr_rows_avx512(rp, c, v, xp + b0 * in, yp + b0 * out, r0, r1) : avx ? csr_rows_avx2<N>(rp, c, v, xp + b0 * in, in, yp + b0 * out, out, r0, r1) : csr_rows<N>(rp, c, v, xp + b0 * in, in, yp + b0 * out, out, r0, r1))
 #else
 #define CSR(N) csr_rows<N>(rp, c, v, xp + b0 * in, in, yp + b0 * out, out, r0, r1)
 #endif
@@ -259,7 +287,8 @@ def layout_table(out:int=3072, in_:int=768, sparsities=(0.5, 0.7, 0.9, 0.95), ba
     return rows
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #a030a729
-CSR16_FROM = 0.85  # sparsity at which CSR16 overtakes the bitmask at batch 1 (measured above, AVX-512 CPU)
+CSR16_FROM = 0.7  # sparsity from which CSR16 is at least as fast as the bitmask at batch 1 (measured above and, at the
+                  # 130M shape, by `python -m sparse_ssm.bench --parts sparse`; AVX-512 CPU, 16-lane gathers)
 
 def choose_layout(sparsity:float, # fraction of zeros of the matrix
                   in_features:int) -> str:
