@@ -848,19 +848,20 @@ def _import_ext(name, folder):
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     return mod
 
-def load_extension(name, src, functions, flags):
-    "Build (once, safely) or load the C++ extension `name` from source `src`."
+def load_extension(name, src, functions, flags, what="the fused C++ scan"):
+    "Build (once, safely) or load the C++ extension `name` from source `src`; `what` names it in the messages."
     from torch.utils.cpp_extension import load_inline
     key = "\n".join([src, torch.__version__, sys.version, " ".join(flags)])
     name = f"{name}_{hashlib.sha1(key.encode()).hexdigest()[:12]}"
     build = lambda tmp: load_inline(name, src, functions=functions, extra_cflags=flags, build_directory=str(tmp),
                                     extra_ldflags=[f for f in flags if f == "-fopenmp"])
-    return build_once(extensions_root() / name, build, partial(_import_ext, name))
+    return build_once(extensions_root() / name, build, partial(_import_ext, name), what=what)
 
 def build_extension(name:str, # module name; a hash of the source, torch and Python is appended
                     src:str, # the whole C++ source
                     functions:list, # names to bind
-                    state:dict): # this extension's cache: 'mod', or 'error' with the reason, and 'load_s'
+                    state:dict, # this extension's cache: 'mod', or 'error' with the reason, and 'load_s'
+                    what:str="the fused C++ scan"): # what the build messages call it
     "Build or load a C++ extension once per process through `load_extension`; None with the reason in `state['error']`."
     with _LOCK:
         if "mod" in state or "error" in state: return state.get("mod")
@@ -869,7 +870,7 @@ def build_extension(name:str, # module name; a hash of the source, torch and Pyt
         flags = ["/O2", "/openmp"] if os.name == "nt" else ["-O3"] + (["-fopenmp"] if sys.platform.startswith("linux") else [])
         t0 = time.perf_counter()
         try:
-            state["mod"] = load_extension(name, src, list(functions), flags)
+            state["mod"] = load_extension(name, src, list(functions), flags, what)
             state["load_s"] = time.perf_counter() - t0
         except Exception as e:
             last = (str(e).strip().splitlines() or [""])[-1][:200]

@@ -142,6 +142,8 @@ static void bitmask_rows_avx512(const int32_t* rp, const uint64_t* bits, int64_t
     const float* v = val + rp[r]; const uint64_t* m = bits + r * W64;
     __m512 acc[NB][4];                                     // one chain of FMAs per 16-column chunk of a word
     for (int b = 0; b < NB; ++b) for (int q = 0; q < 4; ++q) acc[b][q] = _mm512_setzero_ps();
+    _mm_prefetch((const char*)(v + 1024), _MM_HINT_T0); _mm_prefetch((const char*)(v + 1040), _MM_HINT_T0);
+    _mm_prefetch((const char*)(m + 2 * W64), _MM_HINT_T0);  // a few rows ahead, as in the CSR16 loop
     for (int64_t j = 0; j < W64; ++j) {
       const uint64_t w = m[j];
       if (!w) continue;
@@ -167,8 +169,12 @@ static void csr_rows_avx512(const int32_t* rp, const uint16_t* col, const float*
                             float* y, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     int32_t k = rp[r]; const int32_t e = rp[r + 1];
+    _mm_prefetch((const char*)(val + e + 384), _MM_HINT_T0); _mm_prefetch((const char*)(val + e + 400), _MM_HINT_T0);
+    _mm_prefetch((const char*)(col + e + 384), _MM_HINT_T0);  // the rows after this one: short rows outrun the hardware prefetcher
     __m512 acc = _mm512_setzero_ps(), acc2 = acc;           // two chains of FMAs
     for (; k + 32 <= e; k += 32) {
+      _mm_prefetch((const char*)(val + k + 512), _MM_HINT_T0); _mm_prefetch((const char*)(val + k + 528), _MM_HINT_T0);
+      _mm_prefetch((const char*)(col + k + 512), _MM_HINT_T0);
       const __m512i c = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(col + k)));
       const __m512i c2 = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(col + k + 16)));
       acc = _mm512_fmadd_ps(_mm512_loadu_ps(val + k), _mm512_i32gather_ps(c, x, 4), acc);
@@ -245,7 +251,8 @@ _KSTATE = {}
 
 def _kernel():
     "The compiled sparse kernel, or None (the reason in `_KSTATE['error']`)."
-    return build_extension("sparse_ssm_sparse_kernel", KERNEL_SRC, ["csr16_mm", "bitmask_mm", "kernel_isa"], _KSTATE)
+    return build_extension("sparse_ssm_sparse_kernel", KERNEL_SRC, ["csr16_mm", "bitmask_mm", "kernel_isa"], _KSTATE,
+                           "the sparse decoding kernel")
 
 def sparse_kernel_available() -> tuple:
     "(True, the SIMD level) or (False, why not); builds the kernel on the first call."
@@ -287,8 +294,9 @@ def layout_table(out:int=3072, in_:int=768, sparsities=(0.5, 0.7, 0.9, 0.95), ba
     return rows
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #a030a729
-CSR16_FROM = 0.7  # sparsity from which CSR16 is at least as fast as the bitmask at batch 1 (measured above and, at the
-                  # 130M shape, by `python -m sparse_ssm.bench --parts sparse`; AVX-512 CPU, 16-lane gathers)
+CSR16_FROM = 0.7  # sparsity from which CSR16 is at least as fast as the bitmask at batch 1: they tie above on a
+                  # matrix that fits in cache; streamed from memory at the 130M shape, inside the fused decoding step,
+                  # CSR16 is ahead (`python -m sparse_ssm.bench --parts sparse` times both layouts at 70%). AVX-512 CPU.
 
 def choose_layout(sparsity:float, # fraction of zeros of the matrix
                   in_features:int) -> str:
