@@ -215,7 +215,7 @@ def speed_models(shape:str="tiny", seed:int=0) -> dict:
         m = copy.deepcopy(dense); prune(m, s)
         if s == 0.7: out["masked 0.7"] = m; m = copy.deepcopy(m)
         out[f"compressed {s}"] = compress(m)
-        if s == 0.7 and shape != "tiny": out["compressed 0.7 bitmask"] = compress(copy.deepcopy(out["masked 0.7"]), layout="bitmask")
+        if s == 0.7 and shape != "tiny": out["compressed 0.7 csr16"] = compress(copy.deepcopy(out["masked 0.7"]), layout="csr16")  # the other layout
     if shape == "tiny":
         m = copy.deepcopy(dense); prune(m, 0.5, "2:4"); out["compressed 2:4"] = compress(m)
     return out
