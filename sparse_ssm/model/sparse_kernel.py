@@ -142,10 +142,10 @@ static void bitmask_rows_avx512(const int32_t* rp, const uint64_t* bits, int64_t
     const float* v = val + rp[r]; const uint64_t* m = bits + r * W64;
     __m512 acc[NB][4];                                     // one chain of FMAs per 16-column chunk of a word
     for (int b = 0; b < NB; ++b) for (int q = 0; q < 4; ++q) acc[b][q] = _mm512_setzero_ps();
-    _mm_prefetch((const char*)(v + 1024), _MM_HINT_T0); _mm_prefetch((const char*)(v + 1040), _MM_HINT_T0);
-    _mm_prefetch((const char*)(m + 2 * W64), _MM_HINT_T0);  // a few rows ahead, as in the CSR16 loop
+    _mm_prefetch((const char*)(m + 2 * W64), _MM_HINT_T0); _mm_prefetch((const char*)(m + 2 * W64 + 8), _MM_HINT_T0);
     for (int64_t j = 0; j < W64; ++j) {
       const uint64_t w = m[j];
+      _mm_prefetch((const char*)(v + 512), _MM_HINT_T0);   // values 2 KiB ahead, about a line per word, as in the CSR16 loop
       if (!w) continue;
       uint64_t c = w - ((w >> 1) & 0x5555555555555555ULL);
       c = (c & 0x3333333333333333ULL) + ((c >> 2) & 0x3333333333333333ULL);
@@ -295,8 +295,8 @@ def layout_table(out:int=3072, in_:int=768, sparsities=(0.5, 0.7, 0.9, 0.95), ba
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #a030a729
 CSR16_FROM = 0.85  # sparsity from which CSR16 is the layout taken at batch 1 (AVX-512 CPU). At 70% the two are level
-                   # above, and inside the fused decoding step at the 130M shape they are within each other's run-to-run
-                   # noise (`python -m sparse_ssm.bench --parts sparse` times both); there the bitmask holds fewer bytes
+                   # above; streamed from memory inside the fused decoding step at the 130M shape the bitmask is at least as
+                   # fast there (`python -m sparse_ssm.bench --parts sparse` times both) and holds fewer bytes
 
 def choose_layout(sparsity:float, # fraction of zeros of the matrix
                   in_features:int) -> str:
