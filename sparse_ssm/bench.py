@@ -235,12 +235,11 @@ def bench_threads(b=4, l=1024, d=512, n=16, L=512, tokens=8192, d_model=128, n_l
     return rows
 
 # %% ../nbs/annex/40_benchmarks.ipynb #9663e203
-def bench_sparse(quick:bool=False, reps:int=3):
-    "Pruned and dense side by side (chapter 32's `speed_rows`): tiny shape, and the 130M shape unless `quick`; at least 7 rounds (the 130M rows' memory-bound steps vary by tens of percent from round to round on a shared host)."
-    from sparse_ssm.sparsity_sweep import speed_rows, print_speed
-    rows = speed_rows("tiny", reps=max(reps, 7), decode_tokens=64, log=lambda r: None)
-    if not quick: rows += speed_rows("130m", reps=max(reps, 7), decode_tokens=32, train_batch=1, train_len=64, log=lambda r: None)
-    print_speed({"speed": rows})
+def bench_sparse(quick:bool=False):
+    "Pruned and dense side by side: chapter 32's speed table (tiny shape, and the 130M shape unless `quick`; 7 rounds, as its experiment runs it)."
+    from sparse_ssm.sparsity_sweep import runtime_speed_rows, print_speed
+    print_speed({"speed": runtime_speed_rows(quick, log=lambda r: None)})
+
 
 # %% ../nbs/annex/40_benchmarks.ipynb #3fa17417
 def _ints(s): return tuple(int(x) for x in s.split(","))
@@ -285,8 +284,8 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
         head(f"batch-1 decoding, d_model {dm}, {nl} layers, vocab {v}, fp32: weight bytes per token x tokens/s against copy bandwidth")
         print(format_table(bench_decode(dm, nl, v, n_tokens=4 if a.quick else 16, reps=a.reps), ["step", "params", "MB_per_token", "tokens_per_s", "GB_s", "copy_GB_s", "frac_of_copy"]))
     if "sparse" in parts:
-        head("pruned against dense: shrunk (channels/state), masked, compressed (sparse kernel); batch-1 decoding and training tokens/s, bytes; decoding medians of at least 7")
-        bench_sparse(a.quick, a.reps)
+        head("pruned against dense: shrunk (channels/state), masked, compressed (sparse kernel); batch-1 decoding and training tokens/s, bytes; medians of 7 (its own rounds)")
+        bench_sparse(a.quick)
     if "threads" in parts:
         dm, nl = a.train_shape
         head("thread scaling: efficiency = time(1 thread) / (2 x time(2 threads))")

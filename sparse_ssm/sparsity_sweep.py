@@ -24,8 +24,9 @@ from .inference.inference import generate_ids
 # %% auto #0
 __all__ = ['PATTERNS', 'FAMILIES', 'BLOCK', 'MQAR', 'sweep_data', 'train_lm', 'tokens_per_second', 'measure', 'run_sweep',
            'print_sweep', 'plot_sweep', 'make_variant', 'train_flops', 'TaskStream', 'mqar_accuracy', 'quality_seed',
-           'interleaved', 'speed_models', 'proj_bytes', 'speed_rows', 'build_kind', 'memory_child', 'memory_rows',
-           'main', 'quality_table', 'print_quality', 'print_speed', 'print_memory', 'speed', 'plot_runtime']
+           'interleaved', 'speed_models', 'proj_bytes', 'speed_rows', 'runtime_speed_rows', 'build_kind',
+           'memory_child', 'memory_rows', 'main', 'quality_table', 'print_quality', 'print_speed', 'print_memory',
+           'speed', 'plot_runtime']
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #fda7be94
 def sweep_data(seq_len:int=128, batch_size:int=16, max_chars:int|None=None, seed:int=0):
@@ -237,6 +238,13 @@ def speed_rows(shape:str="tiny", decode_tokens:int=16, train_batch:int=16, train
         log(rows[-1])
     return rows
 
+def runtime_speed_rows(quick:bool=False, log=print) -> list:
+    "The speed table of this experiment and of the benchmark's sparse part: tiny, then the 130M shape unless `quick`; 7 rounds."
+    rows = speed_rows("tiny", reps=2 if quick else 7, decode_tokens=64, log=log)
+    if not quick: rows += speed_rows("130m", reps=7, decode_tokens=32, train_batch=1, train_len=64, log=log)
+    return rows
+
+
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #3c679b7b
 def _kib(key): return int(re.search(rf"^{key}:\s+(\d+) kB", open("/proc/self/status").read(), re.M).group(1))
 
@@ -293,8 +301,7 @@ def main(out:str="data/sparsity_runtime.json", # results (JSON), updated after e
         res["quality"] = []
         for s in range(seeds): res["quality"].append(quality_seed(s, log=log, **kw)); save()
     if part in ("speed", "all"):
-        res["speed"] = speed_rows("tiny", reps=2 if quick else 7, log=log); save()
-        if not quick: res["speed"] += speed_rows("130m", reps=3, train_batch=1, train_len=64, log=log); save()
+        res["speed"] = runtime_speed_rows(quick, log); save()
     if part in ("memory", "all"):
         res["memory"] = memory_rows("tiny" if quick else "130m", tokens=4 if quick else 16, log=log); save()
     print(f"wrote {out}")
