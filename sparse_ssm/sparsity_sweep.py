@@ -292,6 +292,9 @@ def main(out:str="data/sparsity_runtime.json", # results (JSON), updated after e
          steps:int=250, # training steps of each quality run
          quick:bool=False): # a miniature of every part (for the tests)
     "Run the redone sparsity experiment and write its results to `out`."
+    if (part in ("speed", "all") and not quick and os.environ.get("OMP_WAIT_POLICY", "").lower() != "passive"
+            and Path(sys.argv[0]).name == "sparsity_sweep.py"):  # run as a command: idle OpenMP workers must sleep (chapter 40), read at start
+        os.execve(sys.executable, [sys.executable, "-m", "sparse_ssm.sparsity_sweep", *sys.argv[1:]], {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     path = Path(out); res = json.loads(path.read_text()) if path.exists() else {}
     def save(): path.parent.mkdir(parents=True, exist_ok=True); path.write_text(json.dumps(res, indent=1))
     log = lambda r: print(r, flush=True)
@@ -358,7 +361,7 @@ def plot_runtime(res:dict):
             ax.errorbar([p[0] for p in pts], [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o", capsize=3, label=fam)
         ax.set_xlabel("fraction removed (units or weights)"); ax.set_ylabel(name + " (after recovery)"); ax.legend(fontsize=8)
     for shape, mk in (("tiny", "o"), ("130m", "s")):
-        rows = [r for r in res["speed"] if r["shape"] == shape and r["model"].startswith(("compressed 0", "dense"))]
+        rows = [r for r in res["speed"] if r["shape"] == shape and (r["model"] == "dense" or re.fullmatch(r"compressed 0\.\d+", r["model"]))]
         if rows:
             d0 = rows[0]["decode_tok_s"]
             xs = [0.0 if r["model"] == "dense" else float(r["model"].split()[-1]) for r in rows]
