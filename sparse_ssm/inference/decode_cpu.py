@@ -6,7 +6,7 @@
 __all__ = ['DECODE_SRC', 'DECODE_BODY', 'DECODE_BIND', 'DECODE_ENTRY', 'decode_source', 'decode_kernel_available', 'lin_args',
            'StepPlan', 'plan_for', 'fused_step']
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #8cf4c7e9
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #1c6e155f
 import importlib, warnings
 import torch
 from torch import nn, Tensor
@@ -14,7 +14,7 @@ from ..model.scan_cpu import build_extension, _CPP_EXP
 from ..model.sparse_kernel import KERNEL_SRC, SparseLinear16
 from ..model.mamba import MambaBlock
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #70f4daaa
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #63f1a20f
 DECODE_SRC = r"""
 // One decoding step of a whole MambaLM in one call. Every matrix is a `Lin`: dense (out, in) row-major,
 // or one of chapter 06b's packed layouts. Work inside a step is split over threads by rows of each
@@ -42,7 +42,7 @@ struct Priv {                                                                   
 };
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #68cf429f
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #da078341
 DECODE_BODY = r"""
 // acc[b] = <w, x[b * ldx + :]> for NB batch rows: 32 columns a step in vector registers, then a tree of adds
 template <int NB>
@@ -217,7 +217,7 @@ static void model_step(const std::vector<Layer>& layers, float* x, int64_t nb, i
 }
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #4eed6701
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #4d410b2b
 DECODE_BIND = r"""
 #include <omp.h>
 #ifdef SPARSE_X86
@@ -333,7 +333,7 @@ at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts
 }
 """
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #45157b4e
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #8b1ec18a
 def decode_source() -> str:
     "The whole C++ source: chapter 06b's sparse row kernels, then the step for the baseline ISA, AVX2+FMA and AVX-512."
     lvl = {"k_base": 0, "k_avx2": 1, "k_avx512": 2}  # ISA: the namespace's level, for the few explicit AVX-512 paths
@@ -344,7 +344,7 @@ def decode_source() -> str:
                       *isa("k_avx2", "avx2,fma"), *isa("k_avx512", "avx512f,avx512dq,avx512vl,avx2,fma,prefer-vector-width=512"),
                       "#else", "namespace k_avx2 = k_base;", "namespace k_avx512 = k_base;", "#endif", DECODE_ENTRY])
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #a178bec7
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #9f15221d
 _STATE = {}
 
 def _ext():
@@ -362,7 +362,7 @@ def decode_kernel_available() -> tuple:
         return False, _STATE["error"]
     return True, ""
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #6b45788f
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #5eab5593
 _E = torch.empty(0)
 
 def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
@@ -378,7 +378,7 @@ def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
                ([m.vals, m.rowptr, m.bits, b], [2, m.out_features, m.in_features])
     return None
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #076b8791
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #a6b57815
 class StepPlan:
     "The kernel's arguments for one model, gathered once, and what must stay the same object for them to hold."
     def __init__(self, model):
@@ -422,7 +422,7 @@ class StepPlan:
         return (len(self.layer_dict) == self.n_layer and self.emb.dtype == torch.float32 and self.norm_f.dtype == torch.float32
                 and list(map(id, map(dict.get, self.dicts, self.keys))) == self.ids)
 
-# %% ../../nbs/annex/18a_decode_cpu.ipynb #0cee6f56
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #c99c91ec
 def plan_for(model) -> StepPlan:
     "The model's `StepPlan`, gathered again when anything it read was replaced."
     plan = model.__dict__.get("_step_plan")
@@ -443,6 +443,5 @@ def fused_step(model, # a MambaLM on the CPU
         if cs.dtype != torch.float32 or ss.dtype != torch.float32: return None
         if not cs.is_contiguous(): cs = cache.conv_states[i] = cs.contiguous()
         if not ss.is_contiguous(): ss = cache.ssm_states[i] = ss.contiguous()
-        lt[5], lt[6] = cs, ss
-        ts += lt
+        ts += lt[:5]; ts += (cs, ss); ts += lt[7:]  # a fresh list: the plan may serve other caches at the same time
     return ext.mamba_step(input_ids.contiguous(), plan.emb, ts, plan.ms, plan.norm_f, *plan.head, plan.eps, plan.vocab, 0)
