@@ -4,7 +4,7 @@
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #c93e17d3
 from __future__ import annotations
-import copy, gc, json, os, re, subprocess, sys, time, warnings
+import copy, gc, json, os, re, statistics, subprocess, sys, warnings
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
@@ -197,12 +197,8 @@ def _train_fn(model, batch_size:int, seq_len:int):
     return run
 
 def interleaved(fns:dict, reps:int=5) -> dict:
-    "Median seconds of each callable, timed round by round (one warm-up call each)."
-    for f in fns.values(): f()
-    ts = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items(): t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
-    return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
+    "Median wall seconds of each callable over chapter 05's interleaved rounds (one warm-up round)."
+    return {k: statistics.median(v["wall"]) for k, v in time_interleaved(fns, reps=reps).items()}
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #b2a66315
 def speed_models(shape:str="tiny", seed:int=0) -> dict:

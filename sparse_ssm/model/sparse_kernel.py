@@ -4,11 +4,12 @@
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #897c91fb
 from __future__ import annotations
-import time
+import statistics
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from fastcore.basics import patch
+from .scan import time_interleaved
 from .scan_cpu import build_extension
 from .sparse import get_mask, register_compress
 
@@ -273,14 +274,6 @@ def sparse_mm(p:dict, # a packed matrix (`pack_csr16` / `pack_bitmask`)
     return k.bitmask_mm(p["rowptr"], p["bits"], p["vals"], x, o, i, isa)
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #510c3509
-def _median_s(fns:dict, reps:int=15) -> dict:
-    "Median seconds of each zero-argument callable, calls interleaved round by round."
-    for f in fns.values(): f()
-    ts = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items(): t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
-    return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
-
 def layout_table(out:int=3072, in_:int=768, sparsities=(0.5, 0.7, 0.9, 0.95), batches=(1, 4), reps:int=15, seed:int=0) -> list:
     "Rows (sparsity, batch, dense us, csr16 us, bitmask us) for random masks of one matrix shape."
     g = torch.Generator().manual_seed(seed); W = torch.randn(out, in_, generator=g); rows = []
@@ -289,7 +282,8 @@ def layout_table(out:int=3072, in_:int=768, sparsities=(0.5, 0.7, 0.9, 0.95), ba
         pc, pb = pack_csr16(W, m), pack_bitmask(W, m)
         for nb in batches:
             x = torch.randn(nb, in_, generator=g)
-            t = _median_s({"dense": lambda: F.linear(x, Wd), "csr16": lambda: sparse_mm(pc, x), "bitmask": lambda: sparse_mm(pb, x)}, reps)
+            fns = {"dense": lambda: F.linear(x, Wd), "csr16": lambda: sparse_mm(pc, x), "bitmask": lambda: sparse_mm(pb, x)}
+            t = {k: statistics.median(v["wall"]) for k, v in time_interleaved(fns, reps=reps).items()}  # chapter 05's rounds
             rows.append((s, nb, 1e6 * t["dense"], 1e6 * t["csr16"], 1e6 * t["bitmask"]))
     return rows
 
