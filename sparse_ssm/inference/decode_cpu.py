@@ -7,7 +7,7 @@ __all__ = ['DECODE_SRC', 'DECODE_BODY', 'DECODE_BIND', 'DECODE_ENTRY', 'decode_s
            'StepPlan', 'plan_for', 'fused_step']
 
 # %% ../../nbs/annex/18a_decode_cpu.ipynb #1c6e155f
-import importlib, warnings
+import warnings
 import torch
 from torch import nn, Tensor
 from ..model.scan_cpu import build_extension, _CPP_EXP
@@ -368,7 +368,7 @@ _E = torch.empty(0)
 def lin_args(m:nn.Module, # the product: nn.Linear or SparseLinear16
              rows:int|None=None) -> tuple|None: # compute only the first `rows` outputs (the head's real vocabulary)
     "([values or weight, row offsets, columns or bits, bias], [kind, rows, columns]) for the kernel, or None if unsupported."
-    if isinstance(m, nn.Linear) and type(m) is nn.Linear:
+    if type(m) is nn.Linear:  # a subclass may compute something else
         if m.weight.dtype != torch.float32 or not m.weight.is_contiguous(): return None
         return [m.weight, _E, _E, _E if m.bias is None else m.bias], [0, rows or m.out_features, m.in_features]
     if isinstance(m, SparseLinear16):
