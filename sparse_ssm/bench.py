@@ -244,7 +244,8 @@ def bench_sparse(quick:bool=False):
 # %% ../nbs/annex/40_benchmarks.ipynb #3fa17417
 def _ints(s): return tuple(int(x) for x in s.split(","))
 PARTS = ("scan", "train", "decode", "threads")
-EXTRA_PARTS = ("sparse",)  # on request only: pruned and dense side by side at the tiny and 130M shapes (minutes)
+EXTRA_PARTS = ("sparse", "matmul")  # on request only: pruned and dense side by side at the tiny and 130M shapes (minutes);
+                                   # torch's CSR/BSR products (06a) and the packed layouts (06b) against dense, written to data/
 
 def bench(argv=None): # command-line arguments (default: sys.argv)
     "Print the scan, training, decoding and thread-scaling benchmarks."
@@ -286,6 +287,15 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
     if "sparse" in parts:
         head("pruned against dense: shrunk (channels/state), masked, compressed (sparse kernel); batch-1 decoding and training tokens/s, bytes; medians of 7 (its own rounds)")
         bench_sparse(a.quick)
+    if "matmul" in parts:
+        head("torch's CSR and BSR products of one pruned weight against the dense product; medians of 7 (its own rounds)")
+        from sparse_ssm.model.sparse_storage import record_sparse_matmul
+        from sparse_ssm.model.sparse_kernel import record_layouts
+        if a.quick: record_sparse_matmul(None, shapes=((64, 32),), sparsities=(0.5, 0.9), tokens=16)
+        else: record_sparse_matmul(); print("wrote data/sparse_matmul.json")
+        head("chapter 06b's packed layouts (CSR16, bitmask) against dense, batch 1 and 4; medians of 15 (its own rounds)")
+        if a.quick: record_layouts(None, out=64, in_=32, sparsities=(0.5, 0.9), reps=1)
+        else: record_layouts(); print("wrote data/sparse_layouts.json")
     if "threads" in parts:
         dm, nl = a.train_shape
         head("thread scaling: efficiency = time(1 thread) / (2 x time(2 threads))")

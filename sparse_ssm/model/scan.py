@@ -6,7 +6,7 @@
 __all__ = ['CHUNK_SIZE', 'ALL_DTYPES', 'SCAN_BACKENDS', 'DEFAULT_PURE', 'CPU_PURE_BACKEND', 'PURE_BACKENDS', 'FUSED_BACKENDS',
            'SCAN_TOL', 'SCAN_CASES', 'check_scan_inputs', 'pscan', 'ScanBackend', 'register_backend', 'backend_names',
            'device_rule', 'backend_status', 'available_backends', 'choose_backend', 'selective_scan',
-           'make_scan_inputs', 'check_scan_backend', 'time_interleaved', 'benchmark_scan', 'SelectiveSSM']
+           'make_scan_inputs', 'check_scan_backend', 'time_interleaved', 'benchmark_scan', 'count_ops', 'SelectiveSSM']
 
 # %% ../../nbs/spine/05_scan.ipynb #4aeb00e5
 import functools, importlib, importlib.util, math
@@ -360,6 +360,18 @@ def benchmark_scan(backends=None, # names; default the pure backends
     print(f"selective_scan fwd+bwd, b={b} l={l} d={d} n={n} {dtype} on {device}, {torch.get_num_threads()} threads")
     for k, v in med.items(): print(f"  {k:>9}: {v:9.1f} ms  x{v / best:5.2f}")
     return med
+
+# %% ../../nbs/spine/05_scan.ipynb #ea82fa1c
+def count_ops(f) -> int:
+    "How many ATen operators one call of `f` dispatches (with its backward, if `f` runs one); the same on every machine."
+    from torch.utils._python_dispatch import TorchDispatchMode
+    class _Count(TorchDispatchMode):
+        def __init__(self): super().__init__(); self.n = 0
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += 1; return func(*args, **(kwargs or {}))
+    with _Count() as c: f()
+    return c.n
+
 
 # %% ../../nbs/spine/05_scan.ipynb #c407b3a7
 class SelectiveSSM(nn.Module):

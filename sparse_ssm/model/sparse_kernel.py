@@ -4,7 +4,8 @@
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #897c91fb
 from __future__ import annotations
-import statistics
+import json, statistics
+from pathlib import Path
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
@@ -15,7 +16,8 @@ from .sparse import get_mask, register_compress
 
 # %% auto #0
 __all__ = ['KERNEL_SRC', 'CSR16_FROM', 'pack_csr16', 'pack_bitmask', 'unpack', 'sparse_kernel_available', 'sparse_mm',
-           'layout_table', 'choose_layout', 'SparseLinear16', 'resident_bytes', 'compress_linears']
+           'layout_table', 'print_layout_table', 'record_layouts', 'choose_layout', 'SparseLinear16', 'resident_bytes',
+           'compress_linears']
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #5ba3e1b0
 def _rowptr(mask:Tensor) -> Tensor: # (out, in) bool
@@ -287,17 +289,34 @@ def layout_table(out:int=3072, in_:int=768, sparsities=(0.5, 0.7, 0.9, 0.95), ba
             rows.append((s, nb, 1e6 * t["dense"], 1e6 * t["csr16"], 1e6 * t["bitmask"]))
     return rows
 
+# %% ../../nbs/annex/06b_sparse_kernel.ipynb #e76af399
+def print_layout_table(rows):
+    "`layout_table`'s rows with each layout's speed-up over dense and the fastest layout per point."
+    print(f"{'sparsity':>8} {'batch':>5} {'dense us':>9} {'csr16 us':>9} {'bitmask us':>10} {'csr16 x':>8} {'bitmask x':>9}  fastest")
+    for s, nb, d, c, b in rows: print(f"{s:8.2f} {nb:5d} {d:9.0f} {c:9.0f} {b:10.0f} {d / c:8.2f} {d / b:9.2f}  {'csr16' if c < b else 'bitmask'}")
+
+def record_layouts(path:str|None="data/sparse_layouts.json", # where the figures go (None: only return them)
+                   **kw) -> dict:
+    "Time `layout_table` (keywords go to it), print it and write it with the machine and the kernel's instruction set."
+    from sparse_ssm.model.sparse_storage import machine_info
+    rows = layout_table(**kw); print_layout_table(rows)
+    res = dict(machine=machine_info(), isa=_kernel().kernel_isa(), rows=[dict(zip(("sparsity", "batch", "dense_us", "csr16_us", "bitmask_us"), r)) for r in rows])
+    if path: Path(path).parent.mkdir(parents=True, exist_ok=True); Path(path).write_text(json.dumps(res, indent=1))
+    return res
+
+
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #a030a729
 CSR16_FROM = 0.85  # sparsity from which CSR16 is the layout taken at batch 1 (AVX-512 CPU). At 70% the two are level
                    # above; streamed from memory inside the fused decoding step at the 130M shape the bitmask is at least as
                    # fast there (`python -m sparse_ssm.bench --parts sparse` times both) and holds fewer bytes
 
 def choose_layout(sparsity:float, # fraction of zeros of the matrix
-                  in_features:int) -> str:
-    "The faster layout for a matrix of this sparsity on this CPU."
-    k = _kernel()
+                  in_features:int,
+                  isa:int|None=None) -> str: # the kernel's instruction set (0 portable, 1 AVX2, 2 AVX-512); default this CPU's
+    "The faster layout for a matrix of this sparsity on this CPU (or on one with instruction set `isa`)."
+    if isa is None: k = _kernel(); isa = -1 if k is None else k.kernel_isa()
     if in_features > 65536: return "bitmask"
-    if k is None or k.kernel_isa() < 2: return "csr16"
+    if isa < 2: return "csr16"
     return "csr16" if sparsity >= CSR16_FROM else "bitmask"
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #3a575720

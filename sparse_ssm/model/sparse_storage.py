@@ -5,6 +5,7 @@
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #c95ee99e
 from __future__ import annotations
 import json, math, time
+from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
@@ -12,9 +13,9 @@ from .sparse import apply_mask, masked_parameters, make_mask, get_mask, remove_m
 from .scan import time_interleaved
 
 # %% auto #0
-__all__ = ['SUFFIXES', 'compress', 'decompress', 'sparse_state_dict', 'expand_sparse_state_dict', 'load_sparse_state_dict',
-           'state_bytes', 'SparseLinear', 'to_sparse_compute', 'sparse_matmul_table', 'print_sparse_matmul_table',
-           'to_semi_structured']
+__all__ = ['SUFFIXES', 'SPARSE_MATMUL_SHAPES', 'compress', 'decompress', 'sparse_state_dict', 'expand_sparse_state_dict',
+           'load_sparse_state_dict', 'state_bytes', 'SparseLinear', 'to_sparse_compute', 'sparse_matmul_table',
+           'print_sparse_matmul_table', 'machine_info', 'record_sparse_matmul', 'to_semi_structured']
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #6cf6d779
 def compress(weight:torch.Tensor, # the dense (pruned) weight
@@ -141,6 +142,30 @@ def print_sparse_matmul_table(rows):
     for j, name in ((4, "csr"), (5, "bsr")):
         wins = [r[0] for r in rows if r[j] > 1]
         print(f"{name}: faster than dense from sparsity {wins[0]:.2f}" if wins else f"{name}: never faster than dense at these sparsities")
+
+# %% ../../nbs/annex/06a_sparse_storage.ipynb #22de916d
+SPARSE_MATMUL_SHAPES = ((1024, 256), (2048, 512), (4096, 1024))  # the in_proj of d_model 256, 512, 1024
+
+def machine_info() -> dict:
+    "What the figures were measured on: CPU model, torch threads, torch version, load average at the start."
+    import os, platform
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()) \
+        if os.path.exists("/proc/cpuinfo") else platform.processor()
+    return dict(cpu=cpu, threads=torch.get_num_threads(), torch=torch.__version__, load_average=round(os.getloadavg()[0], 2),
+                date=time.strftime("%Y-%m-%d"))
+
+def record_sparse_matmul(out:str|None="data/sparse_matmul.json", # where the figures go (None: only return them)
+                         shapes=SPARSE_MATMUL_SHAPES, sparsities=(0.5, 0.9, 0.95, 0.99), tokens:int=2048, log=print) -> dict:
+    "Time `sparse_matmul_table` at each shape, print the tables and write them with the machine they were measured on."
+    res = dict(machine=machine_info(), tokens=tokens, tables={})
+    for o, i in shapes:
+        rows = sparse_matmul_table(o, i, tokens, sparsities)
+        res["tables"][f"{o}x{i}"] = [dict(zip(("sparsity", "dense_ms", "csr_ms", "bsr_ms", "csr_x", "bsr_x"), r)) for r in rows]
+        if log: log(f"{o} x {i} weight, {tokens} tokens"); print_sparse_matmul_table(rows)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(json.dumps(res, indent=1))
+    return res
+
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #aff487f9
 def to_semi_structured(model:nn.Module): # a model pruned with pattern "2:4", on an sm_80+ GPU
