@@ -19,7 +19,7 @@ from .training.trainer import Learner, evaluate
 from .model.sparse import shrink, compress
 from .model.sparse_kernel import resident_bytes, SparseLinear16
 from .dataset.tasks import AssociativeRecall, answer_accuracy
-from .inference.inference import generate_ids
+from .inference.inference import generate_ids, greedy_steps
 
 # %% auto #0
 __all__ = ['PATTERNS', 'FAMILIES', 'BLOCK', 'MQAR', 'sweep_data', 'train_lm', 'tokens_per_second', 'measure', 'run_sweep',
@@ -179,13 +179,11 @@ def quality_seed(seed:int, d_model:int=64, n_layer:int=2, steps:int=250, recover
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #0718ac3b
 def _decode_fn(model, n_tokens:int):
-    "A zero-argument callable that decodes `n_tokens` at batch 1 (greedy steps only: the 4-token prompt is prefilled once, outside)."
+    "A zero-argument callable that decodes `n_tokens` greedy tokens at batch 1 as `generate` does (chapter 18's `greedy_steps`; the 4-token prompt is prefilled once, outside)."
     ids = torch.arange(4) % model.config.vocab_size
     with torch.no_grad(): cache = model.allocate_cache(1); model(ids[None], cache)
     @torch.no_grad()
-    def run():
-        t = ids[-1:]
-        for _ in range(n_tokens): t = model.step(t, cache).argmax(-1)
+    def run(): greedy_steps(model, ids[-1:], cache, n_tokens)
     return run
 
 def _train_fn(model, batch_size:int, seq_len:int):

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['DECODE_SRC', 'DECODE_BODY', 'DECODE_BIND', 'DECODE_ENTRY', 'decode_source', 'decode_kernel_available', 'lin_args',
-           'StepPlan', 'plan_for', 'fused_step']
+           'StepPlan', 'plan_for', 'fused_step', 'fused_greedy']
 
 # %% ../../nbs/annex/18a_decode_cpu.ipynb #1c6e155f
 import warnings
@@ -291,17 +291,18 @@ static int isa_level() {
 }
 constexpr int LT = 23, LM = 16;   // tensors and integers per layer (see `layer_args` in Python)
 
-// logits (nb, vocab) of one decoding step, every layer's conv and SSM state updated in place; None (nothing
-// changed) when an id is outside [0, vocab)
-at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts, std::vector<int64_t> ms,
-                      at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t vocab, int64_t threads) {
-  const int64_t nb = ids.size(0), dm = emb.size(1), nl = (int64_t)ts.size() / LT;
+// Everything a step needs, read once from the flat argument lists: the layers, the head, the scratch sizes
+struct Model {
+  std::vector<Layer> layers; Lin head{}; Scratch s{}; int64_t dm = 0, work = 0; const float* emb = nullptr; const float* norm_f = nullptr;
+};
+static Model read_model(int64_t nb, const at::Tensor& emb, const std::vector<at::Tensor>& ts, const std::vector<int64_t>& ms,
+                        const at::Tensor& norm_f, const std::vector<at::Tensor>& head_t, const std::vector<int64_t>& head_m) {
+  Model M; const int64_t nl = (int64_t)ts.size() / LT; M.dm = emb.size(1);
   TORCH_CHECK((int64_t)ts.size() == nl * LT && (int64_t)ms.size() == nl * LM, "mamba_step: malformed layer arguments");
-  TORCH_CHECK(ids.scalar_type() == at::kLong && ids.is_contiguous(), "ids must be contiguous int64");
-  std::vector<Layer> layers(nl);
-  int64_t dmax = 1, nxmax = 1, pad = dm, work = 0;
+  M.layers.resize(nl);
+  int64_t dmax = 1, nxmax = 1, pad = M.dm;
   for (int64_t i = 0; i < nl; ++i) {
-    const at::Tensor* t = ts.data() + i * LT; const int64_t* m = ms.data() + i * LM; Layer& L = layers[i];
+    const at::Tensor* t = ts.data() + i * LT; const int64_t* m = ms.data() + i * LM; Layer& L = M.layers[i];
     L.d = m[0]; L.n = m[1]; L.r = m[2]; L.k = m[3];
     L.norm_w = fptr(t[0], "norm weight"); L.conv_w = fptr(t[1], "conv weight"); L.conv_b = fptr(t[2], "conv bias");
     L.A_log = fptr(t[3], "A_log"); L.D = fptr(t[4], "D");
@@ -309,27 +310,74 @@ at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts
     L.conv_state = const_cast<float*>(fptr(t[5], "conv state")); L.ssm_state = const_cast<float*>(fptr(t[6], "ssm state"));
     L.in_proj = to_lin(t + 7, m + 4); L.x_proj = to_lin(t + 11, m + 7); L.dt_proj = to_lin(t + 15, m + 10); L.out_proj = to_lin(t + 19, m + 13);
     dmax = std::max(dmax, L.d); nxmax = std::max(nxmax, L.r + 2 * L.n);
-    for (const Lin* q : {&L.in_proj, &L.x_proj, &L.dt_proj, &L.out_proj}) { pad = std::max(pad, q->W64 * 64); work += q->out * q->in; }
+    for (const Lin* q : {&L.in_proj, &L.x_proj, &L.dt_proj, &L.out_proj}) { pad = std::max(pad, q->W64 * 64); M.work += q->out * q->in; }
   }
-  Lin head = to_lin(head_t.data(), head_m.data()); pad = std::max(pad, head.W64 * 64); work += head.out * head.in;
-  const int64_t* id = ids.data_ptr<int64_t>();
-  for (int64_t b = 0; b < nb; ++b)
-    if (id[b] < 0 || id[b] >= vocab) return at::Tensor();                  // None: the caller's check names the bad id
-  auto x = emb.index_select(0, ids).contiguous();                          // (nb, dm)
-  auto logits = at::empty({nb, head.out}, emb.options());
-  Scratch s{}; s.nb = nb; s.dm = dm; s.dmax = dmax; s.nxmax = nxmax; s.pad = pad;
-  std::vector<float> shared(nb * 4 * dmax + 16);
-  s.xz = shared.data(); s.u = s.xz + nb * 2 * dmax; s.y = s.u + nb * dmax;
-  const int nt = (int)std::max<int64_t>(1, work * nb < (1 << 21) ? 1 : (threads > 0 ? threads : at::get_num_threads()));
-  float* xp = x.data_ptr<float>(); const float* nf = fptr(norm_f, "final norm weight"); float* lp = logits.data_ptr<float>();
-  const int64_t per = Priv::size(s);
-  std::vector<float> priv(per * nt);
+  M.head = to_lin(head_t.data(), head_m.data()); pad = std::max(pad, M.head.W64 * 64); M.work += M.head.out * M.head.in;
+  M.s.nb = nb; M.s.dm = M.dm; M.s.dmax = dmax; M.s.nxmax = nxmax; M.s.pad = pad;
+  TORCH_CHECK(emb.scalar_type() == at::kFloat && emb.is_contiguous(), "the embedding must be contiguous float32");
+  M.emb = emb.data_ptr<float>(); M.norm_f = fptr(norm_f, "final norm weight");
+  return M;
+}
+// one step for the ids `id` (rows of the embedding copied into x), logits (nb, head.out) written to lp
+static void run_step(const Model& M, const int64_t* id, float* x, float* lp, float eps, std::vector<float>& shared,
+                     std::vector<float>& priv, int64_t per, int nt) {
+  const int64_t nb = M.s.nb, dm = M.dm;
+  for (int64_t b = 0; b < nb; ++b) std::copy(M.emb + id[b] * dm, M.emb + (id[b] + 1) * dm, x + b * dm);
+  Scratch s = M.s; s.xz = shared.data(); s.u = s.xz + nb * 2 * s.dmax; s.y = s.u + nb * s.dmax;
   switch (isa_level()) {
-    case 2: k_avx512::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, priv, per, nt); break;
-    case 1: k_avx2::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, priv, per, nt); break;
-    default: k_base::model_step(layers, xp, nb, dm, (float)eps, nf, head, lp, head.out, s, priv, per, nt);
+    case 2: k_avx512::model_step(M.layers, x, nb, dm, eps, M.norm_f, M.head, lp, M.head.out, s, priv, per, nt); break;
+    case 1: k_avx2::model_step(M.layers, x, nb, dm, eps, M.norm_f, M.head, lp, M.head.out, s, priv, per, nt); break;
+    default: k_base::model_step(M.layers, x, nb, dm, eps, M.norm_f, M.head, lp, M.head.out, s, priv, per, nt);
   }
+}
+static bool ids_ok(const at::Tensor& ids, int64_t vocab) {
+  TORCH_CHECK(ids.scalar_type() == at::kLong && ids.is_contiguous() && ids.dim() == 1, "ids must be a contiguous 1-d int64 tensor");
+  const int64_t* id = ids.data_ptr<int64_t>();
+  for (int64_t b = 0; b < ids.size(0); ++b) if (id[b] < 0 || id[b] >= vocab) return false;
+  return true;
+}
+static int team_size(const Model& M, int64_t threads) {
+  return (int)std::max<int64_t>(1, M.work * M.s.nb < (1 << 21) ? 1 : (threads > 0 ? threads : at::get_num_threads()));
+}
+
+// logits (nb, vocab) of one decoding step, every layer's conv and SSM state updated in place; None (nothing
+// changed) when an id is outside [0, vocab)
+at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts, std::vector<int64_t> ms,
+                      at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t vocab, int64_t threads) {
+  const int64_t nb = ids.size(0);
+  const Model M = read_model(nb, emb, ts, ms, norm_f, head_t, head_m);
+  if (!ids_ok(ids, vocab)) return at::Tensor();                            // None: the caller's check names the bad id
+  auto logits = at::empty({nb, M.head.out}, emb.options());
+  std::vector<float> x(nb * M.dm), shared(nb * 4 * M.s.dmax + 16);
+  const int nt = team_size(M, threads); const int64_t per = Priv::size(M.s);
+  std::vector<float> priv(per * nt);
+  run_step(M, ids.data_ptr<int64_t>(), x.data(), logits.data_ptr<float>(), (float)eps, shared, priv, per, nt);
   return logits;
+}
+
+// n greedy steps: step t's input is the argmax of step t-1's logits over ids [0, limit) (the first input is
+// `ids`); returns the n chosen ids (nb, n), the states advanced n steps; None (nothing changed) for a bad id
+at::Tensor mamba_greedy(at::Tensor ids, int64_t n, int64_t limit, at::Tensor emb, std::vector<at::Tensor> ts, std::vector<int64_t> ms,
+                        at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t vocab, int64_t threads) {
+  const int64_t nb = ids.size(0);
+  const Model M = read_model(nb, emb, ts, ms, norm_f, head_t, head_m);
+  TORCH_CHECK(n >= 1 && limit >= 1 && limit <= M.head.out, "mamba_greedy: n >= 1 and 1 <= limit <= the head's rows");
+  if (!ids_ok(ids, vocab)) return at::Tensor();
+  auto out = at::empty({nb, n}, ids.options());
+  std::vector<float> x(nb * M.dm), shared(nb * 4 * M.s.dmax + 16), lg(nb * M.head.out);
+  std::vector<int64_t> cur(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + nb);
+  const int nt = team_size(M, threads); const int64_t per = Priv::size(M.s);
+  std::vector<float> priv(per * nt);
+  int64_t* o = out.data_ptr<int64_t>();
+  for (int64_t t = 0; t < n; ++t) {
+    run_step(M, cur.data(), x.data(), lg.data(), (float)eps, shared, priv, per, nt);
+    for (int64_t b = 0; b < nb; ++b) {                                    // the first largest, as torch.argmax picks
+      const float* r = lg.data() + b * M.head.out; int64_t best = 0;
+      for (int64_t v = 1; v < limit; ++v) if (r[v] > r[best]) best = v;
+      cur[b] = o[b * n + t] = best;
+    }
+  }
+  return out;
 }
 """
 
@@ -350,7 +398,7 @@ _STATE = {}
 def _ext():
     "The compiled step (built once, safely, like chapter 05a's scan), or None with the reason in `_STATE['error']`."
     mod = _STATE.get("mod")
-    return mod if mod is not None else build_extension("sparse_ssm_decode_cpu", decode_source(), ["mamba_step"], _STATE,
+    return mod if mod is not None else build_extension("sparse_ssm_decode_cpu", decode_source(), ["mamba_step", "mamba_greedy"], _STATE,
                                                                    "the fused decoding step")
 
 def decode_kernel_available() -> tuple:
@@ -429,10 +477,8 @@ def plan_for(model) -> StepPlan:
     if plan is None or not plan.valid(): plan = model.__dict__["_step_plan"] = StepPlan(model)
     return plan
 
-def fused_step(model, # a MambaLM on the CPU
-               input_ids:Tensor, # (b,) int64 token ids
-               cache) -> Tensor|None: # its MambaCache, updated in place
-    "Logits (b, vocab_size) of one step in one C++ call, or None (nothing changed) when the kernel does not take this model, cache or ids."
+def _call_args(model, cache) -> tuple|None:
+    "(kernel, plan, the per-layer tensors with this cache's states), or None when the kernel does not take this model or cache."
     plan = plan_for(model)
     if not plan.ok or len(cache.conv_states) != plan.n_layer: return None
     ext = _STATE.get("mod") or (decode_kernel_available()[0] and _ext())
@@ -444,4 +490,23 @@ def fused_step(model, # a MambaLM on the CPU
         if not cs.is_contiguous(): cs = cache.conv_states[i] = cs.contiguous()
         if not ss.is_contiguous(): ss = cache.ssm_states[i] = ss.contiguous()
         ts += lt[:5]; ts += (cs, ss); ts += lt[7:]  # a fresh list: the plan may serve other caches at the same time
+    return ext, plan, ts
+
+def fused_step(model, # a MambaLM on the CPU
+               input_ids:Tensor, # (b,) int64 token ids
+               cache) -> Tensor|None: # its MambaCache, updated in place
+    "Logits (b, vocab_size) of one step in one C++ call, or None (nothing changed) when the kernel does not take this model, cache or ids."
+    if (a := _call_args(model, cache)) is None: return None
+    ext, plan, ts = a
     return ext.mamba_step(input_ids.contiguous(), plan.emb, ts, plan.ms, plan.norm_f, *plan.head, plan.eps, plan.vocab, 0)
+
+def fused_greedy(model, # a MambaLM on the CPU
+                 input_ids:Tensor, # (b,) int64: the last token of each row, not yet stepped
+                 cache, # its MambaCache, advanced n steps
+                 n:int, # tokens to choose
+                 limit:int|None=None) -> Tensor|None: # choose among ids < limit (default the vocabulary)
+    "(b, n) greedy tokens in one C++ call: each step's argmax feeds the next step; or None (nothing changed) as for `fused_step`."
+    if (a := _call_args(model, cache)) is None: return None
+    ext, plan, ts = a
+    limit = plan.vocab if limit is None else min(int(limit), plan.vocab)
+    return ext.mamba_greedy(input_ids.contiguous(), int(n), limit, plan.emb, ts, plan.ms, plan.norm_f, *plan.head, plan.eps, plan.vocab, 0)

@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['MAX_NEW_TOKENS', 'apply_repetition_penalty', 'top_k_filter', 'top_p_filter', 'sample_next', 'stack_caches', 'prefill',
-           'generate_ids', 'encode_prompts', 'generate', 'check_generate_args']
+           'greedy_steps', 'generate_ids', 'encode_prompts', 'generate', 'check_generate_args']
 
 # %% ../../nbs/spine/18_inference.ipynb #e8b2b3da
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from ..model.mamba import MambaCache, check_token_ids
+import time
+from ..model.mamba import MambaCache, MambaLM, check_token_ids, fused_module
 
 # %% ../../nbs/spine/18_inference.ipynb #8d32e23c
 def apply_repetition_penalty(logits:Tensor, # (b, V)
@@ -67,6 +68,23 @@ def prefill(model, prompts_ids:list) -> tuple: # list of non-empty lists of toke
         caches.append(c)
     return stack_caches(caches), torch.cat(last, 0)                    # (b, V)
 
+# %% ../../nbs/spine/18_inference.ipynb #038d2407
+def greedy_steps(model, input_ids:Tensor, # (b,) the last token of each row, not yet stepped
+                 cache, n:int, # the model's cache, advanced n steps; tokens to choose
+                 limit:int|None=None) -> Tensor: # choose among ids < limit only (default: every id)
+    "(b, n) greedy tokens: each one the argmax of the logits after the one before it."
+    if isinstance(model, MambaLM) and (mod := fused_module(model, input_ids)) is not None:
+        if (out := mod.fused_greedy(model, input_ids, cache, n, limit)) is not None:
+            cache.seqlen += n
+            return out
+    toks, t = [], input_ids
+    for _ in range(n):
+        lg = model.step(t, cache)
+        if limit is not None and limit < lg.shape[-1]: lg = lg.clone(); lg[:, limit:] = float("-inf")
+        t = lg.argmax(-1); toks.append(t)
+    return torch.stack(toks, 1)
+
+
 # %% ../../nbs/spine/18_inference.ipynb #46b97242
 @torch.no_grad()
 def generate_ids(model, prompts_ids:list, # list of token-id lists, one per row
@@ -82,16 +100,28 @@ def generate_ids(model, prompts_ids:list, # list of token-id lists, one per row
     seen = torch.zeros(b, V, dtype=torch.bool, device=logits.device)
     for r, ids in enumerate(prompts_ids): seen[r, ids] = True
     out, done = [[] for _ in range(b)], [False] * b
-    for _ in range(max_new_tokens):
-        logits = apply_repetition_penalty(logits, seen, repetition_penalty)
-        if allowed_vocab is not None and allowed_vocab < V: logits[:, allowed_vocab:] = float("-inf")
-        nxt = sample_next(logits, temperature, top_k, top_p, gen)     # (b,)
+    def take(nxt) -> bool:                                            # one new token per row; True when every row is done
         for r, t in enumerate(nxt.tolist()):
             if done[r]: continue
             if t == eos_id: done[r] = True; continue
             out[r].append(t); seen[r, t] = True
             if on_token is not None and on_token(r, out[r]): done[r] = True
-        if all(done): break
+        return all(done)
+    left = max_new_tokens
+    while left > 0:
+        logits = apply_repetition_penalty(logits, seen, repetition_penalty)
+        if allowed_vocab is not None and allowed_vocab < V: logits[:, allowed_vocab:] = float("-inf")
+        nxt = sample_next(logits, temperature, top_k, top_p, gen)     # (b,)
+        left -= 1
+        if take(nxt) or left == 0: break
+        if temperature == 0 and repetition_penalty == 1:              # greedy: the rest in runs of `greedy_steps`
+            k = 1
+            while left > 0:
+                t0 = time.perf_counter(); cols = greedy_steps(model, nxt, cache, min(k, left), allowed_vocab)
+                k = max(1, min(64, int(0.05 * cols.shape[1] / max(time.perf_counter() - t0, 1e-6))))  # a run lasts ~50 ms
+                left -= cols.shape[1]; nxt = cols[:, -1]
+                if any(take(cols[:, j]) for j in range(cols.shape[1])): break
+            break
         logits = model.step(nxt, cache)                                # (b, V)
     return out
 

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['WIDTHS', 'FUSED_STEP', 'MambaConfig', 'config_from_dict', 'RMSNorm', 'MambaBlock', 'MambaCache', 'ResidualBlock',
-           'MambaBackbone', 'MambaLM', 'check_token_ids', 'fused_step_or_none']
+           'MambaBackbone', 'MambaLM', 'check_token_ids', 'fused_module', 'fused_step_or_none']
 
 # %% ../../nbs/spine/07_mamba.ipynb #b1c5fb28
 import dataclasses, importlib, math
@@ -263,13 +263,17 @@ def allocate_cache(self:MambaLM, batch_size:int, # number of sequences decoded t
 
 FUSED_STEP = "sparse_ssm.inference.decode_cpu"  # chapter 18a: the whole step as one C++ call, imported when first used; None: off
 
-def fused_step_or_none(model, input_ids:Tensor, cache) -> Tensor|None:
-    "Chapter 18a's fused step (CPU, fp32, no gradients; it checks the ids too), or None when it does not apply: then the PyTorch step runs."
+def fused_module(model, input_ids:Tensor):
+    "Chapter 18a's module when its fused kernels may take this call (CPU int64 ids (b,), no gradients), else None."
     if (FUSED_STEP is None or not isinstance(input_ids, Tensor) or input_ids.device.type != "cpu" or input_ids.dtype != torch.long
             or input_ids.ndim != 1 or (torch.is_grad_enabled() and model.lm_head.weight.requires_grad)): return None
-    try: mod = importlib.import_module(FUSED_STEP)
+    try: return importlib.import_module(FUSED_STEP)
     except ImportError: return None
-    return mod.fused_step(model, input_ids, cache)
+
+def fused_step_or_none(model, input_ids:Tensor, cache) -> Tensor|None:
+    "Chapter 18a's fused step (CPU, fp32, no gradients; it checks the ids too), or None when it does not apply: then the PyTorch step runs."
+    mod = fused_module(model, input_ids)
+    return None if mod is None else mod.fused_step(model, input_ids, cache)
 
 @patch
 def step(self:MambaLM, input_ids:Tensor, # (b,) or (b, 1): the next token of each sequence
