@@ -224,7 +224,7 @@ def speed_rows(shape:str="tiny", decode_tokens:int=16, train_batch:int=16, train
     ms = speed_models(shape)
     dec = interleaved({k: _decode_fn(m, decode_tokens) for k, m in ms.items()}, reps)
     trainable = {k: m for k, m in ms.items() if not any(isinstance(x, SparseLinear16) for x in m.modules())}
-    tr = interleaved({k: _train_fn(m.train(), train_batch, train_len) for k, m in trainable.items()}, max(2, reps // 2)) if train else {}
+    tr = interleaved({k: _train_fn(m.train(), train_batch, train_len) for k, m in trainable.items()}, reps) if train else {}
     rows = []
     for k, m in ms.items():
         rows.append(dict(shape=shape, model=k, decode_tok_s=decode_tokens / dec[k], train_tok_s=train_batch * train_len / tr[k] if k in tr else None,
@@ -234,7 +234,7 @@ def speed_rows(shape:str="tiny", decode_tokens:int=16, train_batch:int=16, train
 
 def runtime_speed_rows(quick:bool=False, log=print) -> list:
     "The speed table of this experiment and of the benchmark's sparse part: tiny, then the 130M shape unless `quick`; 7 rounds."
-    rows = speed_rows("tiny", reps=2 if quick else 7, decode_tokens=64, log=log)
+    rows = speed_rows("tiny", reps=2 if quick else 7, decode_tokens=16 if quick else 256, log=log)
     if not quick: rows += speed_rows("130m", reps=7, decode_tokens=32, train_batch=1, train_len=64, log=log)
     return rows
 
