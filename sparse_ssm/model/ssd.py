@@ -134,7 +134,7 @@ def ssd_backend_rule(device_type:str, # "cpu", "cuda", ...
             return "chunked", f"sm_{capability[0]}{capability[1]} < sm_70 (Pascal rule): no Triton, chunked SSD with an fp32 state"
         if triton_ok: return "triton", "Triton available: chapter 05's fused Triton scan, one call per group"
         return "chunked", "Triton unavailable: chunked SSD (matmuls)"
-    return "chunked", "chunked SSD: BLAS matmuls inside chunks; on the CPU it beats the fused C++ scan at Mamba-2 state sizes"
+    return "chunked", "chunked SSD: BLAS matmuls inside chunks; on the CPU it beats the fused C++ scan at the released models' state size (n = 128)"
 
 @functools.lru_cache(maxsize=None)
 def _choose_ssd(device, initial_state):
