@@ -126,29 +126,37 @@ def ssd_backend_rule(device_type:str, # "cpu", "cuda", ...
                      capability:tuple=None, # CUDA compute capability (major, minor)
                      triton_ok:bool=False, # chapter 05's Triton scan can run here
                      initial_state:bool=False, # an initial state is given (the fused scans start from zero)
+                     d_state:int|None=None, compute_dtype=None, # the state size n; fp32 or fp64 (what `ssd` computes in)
+                     cpp_ok:bool=False, # chapter 05a's C++ scan can run here
                     ) -> tuple:
-    "The `ssd` backend for a device described by these facts, and why; returns (name, reason)."
+    "The `ssd` backend for a device and problem described by these facts, and why; returns (name, reason)."
     if initial_state: return "chunked", "an initial state is given: the chunked algorithm starts from it (the fused scans start from zero)"
     if device_type == "cuda":
         if capability is not None and tuple(capability) < (7, 0):
             return "chunked", f"sm_{capability[0]}{capability[1]} < sm_70 (Pascal rule): no Triton, chunked SSD with an fp32 state"
         if triton_ok: return "triton", "Triton available: chapter 05's fused Triton scan, one call per group"
         return "chunked", "Triton unavailable: chunked SSD (matmuls)"
+    if cpp_ok and d_state == 16 and compute_dtype == torch.float32:
+        return "cpp", "CPU, fp32, n = 16: chapter 05a's C++ scan keeps the state in registers and beats the chunked matmuls"
     return "chunked", "chunked SSD: BLAS matmuls inside chunks; on the CPU it beats the fused C++ scan at the released models' state size (n = 128)"
 
 @functools.lru_cache(maxsize=None)
-def _choose_ssd(device, initial_state):
-    if device.type != "cuda": return ssd_backend_rule(device.type, initial_state=initial_state)
+def _choose_ssd(device, initial_state, d_state, compute_dtype):
     from sparse_ssm.model.scan import _fused_status
+    if device.type != "cuda":
+        cpp_ok = device.type == "cpu" and d_state == 16 and compute_dtype == torch.float32 and _fused_status("cpp", device)[0]
+        return ssd_backend_rule(device.type, initial_state=initial_state, d_state=d_state, compute_dtype=compute_dtype, cpp_ok=cpp_ok)
     return ssd_backend_rule("cuda", torch.cuda.get_device_capability(device), _fused_status("triton", device)[0], initial_state)
 
 def choose_ssd_backend(device="cpu", # where the tensors are
                        initial_state:bool=False, # an initial state is given
+                       d_state:int|None=None, # the state size n (None: not known)
+                       compute_dtype=torch.float32, # what `ssd` computes in: fp32, or fp64 for fp64 inputs
                       ) -> tuple:
-    "The `ssd` backend for `device`, and why; returns (name, reason)."
+    "The `ssd` backend for `device` (and this state size and precision), and why; returns (name, reason)."
     device = torch.device(device)
     if device.type == "cuda" and device.index is None: device = torch.device("cuda", torch.cuda.current_device())
-    return _choose_ssd(device, bool(initial_state))
+    return _choose_ssd(device, bool(initial_state), d_state, compute_dtype)
 
 # %% ../../nbs/spine/07c_ssd.ipynb #304975d6
 def ssd(x:Tensor, # inputs (b, l, h, p)
@@ -165,7 +173,8 @@ def ssd(x:Tensor, # inputs (b, l, h, p)
        ):
     "Mamba-2's SSD layer: y (b, l, h, p), or (y, last state) with `return_last_state`."
     check_ssd_inputs(x, dt, A, B, C, chunk_size, D, z, initial_state)
-    if backend == "auto": backend = choose_ssd_backend(x.device, initial_state is not None)[0]
+    if backend == "auto":
+        backend = choose_ssd_backend(x.device, initial_state is not None, B.shape[-1], torch.float64 if x.dtype == torch.float64 else torch.float32)[0]
     if backend not in SSD_BACKENDS: raise ValueError(f"unknown ssd backend {backend!r}; choose one of {list(SSD_BACKENDS) + ['auto']}")
     if initial_state is not None and backend in ("cpp", "triton"):
         raise ValueError(f"ssd backend {backend!r} (a chapter 05 scan kernel) starts from a zero state; use backend='chunked' with initial_state")
