@@ -879,6 +879,7 @@ def build_extension(name:str, # module name; a hash of the source, torch and Pyt
 
 def _load():
     "The compiled scan extension (building it on first use), or None with the reason in `_STATE['error']`."
+    if (mod := _STATE.get("mod")) is not None: return mod  # every call of the kernels asks: no source to assemble then
     return build_extension("sparse_ssm_scan_cpu", cpp_source(), ["scan_fwd", "scan_bwd", "scan_isa", "scan_isa_cap", "conv_silu_fwd", "conv_silu_bwd"], _STATE)
 
 # %% ../../nbs/annex/05a_scan_cpu.ipynb #e24881bd
