@@ -4,14 +4,14 @@
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #c93e17d3
 from __future__ import annotations
-import copy, gc, json, os, re, statistics, subprocess, sys, warnings
+import copy, gc, json, os, re, subprocess, sys, warnings
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
 from .model.mamba import MambaConfig, MambaLM
 from .model.sparse import prune, masked_parameters, sparsity_report
 from .model.sparse_storage import sparse_state_dict, state_bytes, to_sparse_compute
-from .model.scan import time_interleaved
+from .model.scan import median_wall
 from .dataset.tokenizer import ByteTokenizer
 from .dataset.dataloader import default_corpus, train_val_split, LMLoader
 from .training.optimizer import make_optimizer, make_scheduler
@@ -24,9 +24,9 @@ from .inference.inference import generate_ids, greedy_steps
 # %% auto #0
 __all__ = ['PATTERNS', 'FAMILIES', 'BLOCK', 'MQAR', 'sweep_data', 'train_lm', 'tokens_per_second', 'measure', 'run_sweep',
            'print_sweep', 'plot_sweep', 'make_variant', 'train_flops', 'TaskStream', 'mqar_accuracy', 'quality_seed',
-           'interleaved', 'speed_models', 'proj_bytes', 'speed_rows', 'runtime_speed_rows', 'build_kind',
-           'memory_child', 'memory_rows', 'main', 'quality_table', 'print_quality', 'print_speed', 'print_memory',
-           'speed', 'plot_runtime']
+           'speed_models', 'proj_bytes', 'speed_rows', 'runtime_speed_rows', 'build_kind', 'memory_child',
+           'memory_rows', 'main', 'quality_table', 'print_quality', 'print_speed', 'print_memory', 'speed',
+           'plot_runtime']
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #fda7be94
 def sweep_data(seq_len:int=128, batch_size:int=16, max_chars:int|None=None, seed:int=0):
@@ -49,8 +49,7 @@ def tokens_per_second(model, batch_size:int=8, seq_len:int=128, reps:int=5, seed
     "Median inference throughput of `model`'s forward pass on random ids."
     ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_len), generator=torch.Generator().manual_seed(seed))
     model.eval()
-    ts = time_interleaved({"fwd": lambda: model(ids)}, reps=reps)["fwd"]["wall"]
-    return batch_size * seq_len / sorted(ts)[reps // 2]
+    return batch_size * seq_len / median_wall({"fwd": lambda: model(ids)}, reps)["fwd"]
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #4e69aa95
 def measure(model, valid_dl, max_val_batches:int=20, speed:bool=True):
@@ -194,10 +193,6 @@ def _train_fn(model, batch_size:int, seq_len:int):
         opt.zero_grad(); loss.backward(); opt.step()
     return run
 
-def interleaved(fns:dict, reps:int=5) -> dict:
-    "Median wall seconds of each callable over chapter 05's interleaved rounds (one warm-up round)."
-    return {k: statistics.median(v["wall"]) for k, v in time_interleaved(fns, reps=reps).items()}
-
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #b2a66315
 def speed_models(shape:str="tiny", seed:int=0) -> dict:
     "The models compared at one shape: dense, shrunk, masked and compressed (random weights are enough for speed)."
@@ -222,9 +217,9 @@ def proj_bytes(model) -> int:
 def speed_rows(shape:str="tiny", decode_tokens:int=16, train_batch:int=16, train_len:int=128, reps:int=5, train:bool=True, log=print) -> list:
     "Decoding (and training) tokens/s and resident bytes of every model of `speed_models(shape)`."
     ms = speed_models(shape)
-    dec = interleaved({k: _decode_fn(m, decode_tokens) for k, m in ms.items()}, reps)
+    dec = median_wall({k: _decode_fn(m, decode_tokens) for k, m in ms.items()}, reps)
     trainable = {k: m for k, m in ms.items() if not any(isinstance(x, SparseLinear16) for x in m.modules())}
-    tr = interleaved({k: _train_fn(m.train(), train_batch, train_len) for k, m in trainable.items()}, reps) if train else {}
+    tr = median_wall({k: _train_fn(m.train(), train_batch, train_len) for k, m in trainable.items()}, reps) if train else {}
     rows = []
     for k, m in ms.items():
         rows.append(dict(shape=shape, model=k, decode_tok_s=decode_tokens / dec[k], train_tok_s=train_batch * train_len / tr[k] if k in tr else None,

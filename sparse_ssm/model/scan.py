@@ -6,7 +6,8 @@
 __all__ = ['CHUNK_SIZE', 'ALL_DTYPES', 'SCAN_BACKENDS', 'DEFAULT_PURE', 'CPU_PURE_BACKEND', 'PURE_BACKENDS', 'FUSED_BACKENDS',
            'SCAN_TOL', 'SCAN_CASES', 'check_scan_inputs', 'pscan', 'ScanBackend', 'register_backend', 'backend_names',
            'device_rule', 'backend_status', 'available_backends', 'choose_backend', 'selective_scan',
-           'make_scan_inputs', 'check_scan_backend', 'time_interleaved', 'benchmark_scan', 'count_ops', 'SelectiveSSM']
+           'make_scan_inputs', 'check_scan_backend', 'time_interleaved', 'median_wall', 'machine_info',
+           'benchmark_scan', 'count_ops', 'SelectiveSSM']
 
 # %% ../../nbs/spine/05_scan.ipynb #4aeb00e5
 import functools, importlib, importlib.util, math
@@ -345,6 +346,19 @@ def time_interleaved(fns:dict, # name -> zero-argument callable
             out[k]["wall"].append(time.perf_counter() - w); out[k]["cpu"].append(time.process_time() - c)
     return out
 
+def median_wall(fns:dict, reps:int=3, warmup:int=1, device="cpu") -> dict:
+    "name -> median wall seconds over `time_interleaved`'s rounds."
+    import statistics
+    return {k: statistics.median(v["wall"]) for k, v in time_interleaved(fns, reps, warmup, device).items()}
+
+def machine_info() -> dict:
+    "What a recorded timing was measured on: CPU model, torch threads and version, load average, date."
+    import os, platform, time
+    cpu = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"): cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), cpu)
+    return dict(cpu=cpu, threads=torch.get_num_threads(), torch=torch.__version__,
+                load_average=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None, date=time.strftime("%Y-%m-%d"))
+
 def benchmark_scan(backends=None, # names; default the pure backends
                    b=8, l=512, d=512, n=16, # MambaLM training shapes by default
                    reps=5, # timed repetitions per backend (after one warm-up)
@@ -354,8 +368,7 @@ def benchmark_scan(backends=None, # names; default the pure backends
     backends = list(backends or PURE_BACKENDS)
     inp = make_scan_inputs(b, l, d, n, dtype=dtype, device=device, seed=seed)
     run = lambda bk: lambda: selective_scan(**inp, delta_softplus=True, backend=bk).float().square().mean().backward()
-    times = time_interleaved({bk: run(bk) for bk in backends}, reps=reps, warmup=1, device=device)
-    med = {k: 1e3 * statistics.median(v["wall"]) for k, v in times.items()}
+    med = {k: 1e3 * v for k, v in median_wall({bk: run(bk) for bk in backends}, reps=reps, device=device).items()}
     best = min(med.values())
     print(f"selective_scan fwd+bwd, b={b} l={l} d={d} n={n} {dtype} on {device}, {torch.get_num_threads()} threads")
     for k, v in med.items(): print(f"  {k:>9}: {v:9.1f} ms  x{v / best:5.2f}")

@@ -4,13 +4,13 @@
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #897c91fb
 from __future__ import annotations
-import json, statistics
+import json
 from pathlib import Path
 import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .scan import time_interleaved
+from .scan import median_wall, machine_info
 from .scan_cpu import build_extension
 from .sparse import get_mask, register_compress
 
@@ -285,7 +285,7 @@ def layout_table(out:int=3072, in_:int=768, sparsities=(0.5, 0.7, 0.9, 0.95), ba
         for nb in batches:
             x = torch.randn(nb, in_, generator=g)
             fns = {"dense": lambda: F.linear(x, Wd), "csr16": lambda: sparse_mm(pc, x), "bitmask": lambda: sparse_mm(pb, x)}
-            t = {k: statistics.median(v["wall"]) for k, v in time_interleaved(fns, reps=reps).items()}  # chapter 05's rounds
+            t = median_wall(fns, reps)  # chapter 05's interleaved rounds
             rows.append((s, nb, 1e6 * t["dense"], 1e6 * t["csr16"], 1e6 * t["bitmask"]))
     return rows
 
@@ -298,7 +298,6 @@ def print_layout_table(rows):
 def record_layouts(path:str|None="data/sparse_layouts.json", # where the figures go (None: only return them)
                    **kw) -> dict:
     "Time `layout_table` (keywords go to it), print it and write it with the machine and the kernel's instruction set."
-    from sparse_ssm.model.sparse_storage import machine_info
     rows = layout_table(**kw); print_layout_table(rows)
     res = dict(machine=machine_info(), isa=_kernel().kernel_isa(), rows=[dict(zip(("sparsity", "batch", "dense_us", "csr16_us", "bitmask_us"), r)) for r in rows])
     if path: Path(path).parent.mkdir(parents=True, exist_ok=True); Path(path).write_text(json.dumps(res, indent=1))

@@ -4,18 +4,18 @@
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #c95ee99e
 from __future__ import annotations
-import json, math, time
+import json, math
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 from .sparse import apply_mask, masked_parameters, make_mask, get_mask, remove_mask
-from .scan import time_interleaved
+from .scan import median_wall, machine_info
 
 # %% auto #0
 __all__ = ['SUFFIXES', 'SPARSE_MATMUL_SHAPES', 'compress', 'decompress', 'sparse_state_dict', 'expand_sparse_state_dict',
            'load_sparse_state_dict', 'state_bytes', 'SparseLinear', 'to_sparse_compute', 'sparse_matmul_table',
-           'print_sparse_matmul_table', 'machine_info', 'record_sparse_matmul', 'to_semi_structured']
+           'print_sparse_matmul_table', 'record_sparse_matmul', 'to_semi_structured']
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #6cf6d779
 def compress(weight:torch.Tensor, # the dense (pruned) weight
@@ -115,9 +115,7 @@ def to_sparse_compute(model:nn.Module, # a pruned model (masks attached)
     return done
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #2b654bc2
-def _median_time(f, reps=7):
-    ts = time_interleaved({"f": f}, reps=reps)["f"]["wall"]
-    return sorted(ts)[reps // 2]
+def _median_time(f, reps=7): return median_wall({"f": f}, reps)["f"]
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #2a3fa84a
 def sparse_matmul_table(out_features:int=1024, in_features:int=256, tokens:int=2048,
@@ -145,14 +143,6 @@ def print_sparse_matmul_table(rows):
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #22de916d
 SPARSE_MATMUL_SHAPES = ((1024, 256), (2048, 512), (4096, 1024))  # the in_proj of d_model 256, 512, 1024
-
-def machine_info() -> dict:
-    "What the figures were measured on: CPU model, torch threads, torch version, load average at the start."
-    import os, platform
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor()) \
-        if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return dict(cpu=cpu, threads=torch.get_num_threads(), torch=torch.__version__, load_average=round(os.getloadavg()[0], 2),
-                date=time.strftime("%Y-%m-%d"))
 
 def record_sparse_matmul(out:str|None="data/sparse_matmul.json", # where the figures go (None: only return them)
                          shapes=SPARSE_MATMUL_SHAPES, sparsities=(0.5, 0.9, 0.95, 0.99), tokens:int=2048, log=print) -> dict:
