@@ -73,6 +73,7 @@ def greedy_steps(model, input_ids:Tensor, # (b,) the last token of each row, not
                  cache, n:int, # the model's cache, advanced n steps; tokens to choose
                  limit:int|None=None) -> Tensor: # choose among ids < limit only (default: every id)
     "(b, n) greedy tokens: each one the argmax of the logits after the one before it."
+    if not isinstance(n, int) or n < 1: raise ValueError(f"n must be a positive int (tokens to choose), got {n!r}")
     if isinstance(model, MambaLM) and (mod := fused_module(model, input_ids)) is not None:
         if (out := mod.fused_greedy(model, input_ids, cache, n, limit)) is not None:
             cache.seqlen += n
