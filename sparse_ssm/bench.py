@@ -4,9 +4,8 @@
 
 # %% auto #0
 __all__ = ['MODELS', 'DEFAULT_TRAIN_MODELS', 'PARTS', 'EXTRA_PARTS', 'PeakMemory', 'format_table', 'mambapy_scan', 'scan_calls',
-           'bench_scan', 'CausalTransformerLM', 'n_params', 'matched_transformer', 'MambapyLM', 'register_model',
-           'train_step_fn', 'bench_training', 'copy_bandwidth', 'weight_bytes', 'bench_decode', 'bench_threads',
-           'bench_sparse', 'bench']
+           'bench_scan', 'matched_transformer', 'MambapyLM', 'register_model', 'train_step_fn', 'bench_training',
+           'copy_bandwidth', 'weight_bytes', 'bench_decode', 'bench_threads', 'bench_sparse', 'bench']
 
 # %% ../nbs/annex/40_benchmarks.ipynb #b7ccd3af
 import argparse, copy, ctypes, math, os, re, statistics, sys
@@ -19,6 +18,7 @@ from .model.scan import selective_scan, make_scan_inputs, time_interleaved
 from .model.mamba import MambaConfig, MambaLM
 from .model.mamba2 import Mamba2Config, Mamba2LM
 from .model.mamba3 import Mamba3Config, Mamba3LM
+from .model.transformer import TransformerLM, transformer_like, n_params, param_table
 
 # %% ../nbs/annex/40_benchmarks.ipynb #d473e473
 def _libc():
@@ -91,34 +91,14 @@ def bench_scan(b=4, l=1024, d=512, n=16, reps=3, backend="cpp", peer=True) -> li
     return rows
 
 # %% ../nbs/annex/40_benchmarks.ipynb #a59de2e5
-class CausalTransformerLM(nn.Module):
-    "A small pre-norm causal Transformer language model on `scaled_dot_product_attention`."
-    def __init__(self, vocab_size, d_model, n_layer, head_dim=32):
-        super().__init__()
-        self.head_dim, self.embedding = head_dim, nn.Embedding(vocab_size, d_model)
-        self.layers = nn.ModuleList(nn.ModuleDict(dict(
-            ln1=nn.LayerNorm(d_model), qkv=nn.Linear(d_model, 3 * d_model), proj=nn.Linear(d_model, d_model),
-            ln2=nn.LayerNorm(d_model), mlp=nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))))
-            for _ in range(n_layer))
-        self.norm_f = nn.LayerNorm(d_model)
-
-    def forward(self, ids):
-        x = self.embedding(ids)                                              # (b, l, d_model)
-        b, l, dm = x.shape
-        for blk in self.layers:
-            q, k, v = blk["qkv"](blk["ln1"](x)).view(b, l, 3, dm // self.head_dim, self.head_dim).unbind(2)  # (b, l, h, hd)
-            a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
-            x = x + blk["proj"](a.transpose(1, 2).reshape(b, l, dm))
-            x = x + blk["mlp"](blk["ln2"](x))
-        return F.linear(self.norm_f(x), self.embedding.weight)              # (b, l, vocab)
-
-def n_params(model): return sum(p.numel() for p in model.parameters())
-
-def matched_transformer(target, vocab_size, n_layer, head_dim=32):
-    "The CausalTransformerLM whose width (a multiple of head_dim) gives the parameter count closest to `target`."
-    widths = range(head_dim, 64 * head_dim + 1, head_dim)
-    count = lambda w: 12 * w * w * n_layer + 13 * w * n_layer + w * (vocab_size + 2)
-    return CausalTransformerLM(vocab_size, min(widths, key=lambda w: abs(count(w) - target)), n_layer, head_dim)
+def matched_transformer(target:int, # the parameter count to come closest to
+                        config, # an SSM config: vocabulary and depth are taken from it (`transformer_like`)
+                        head_dim:int=32) -> TransformerLM:
+    "Chapter 29's TransformerLM like `config`, its width the multiple of `head_dim` whose parameter count is closest to `target`."
+    like = lambda w: transformer_like(config, n_head=w // head_dim, d_model=w, positions="sinusoidal", max_len=1 << 16)
+    def count(w):
+        with torch.device("meta"): return n_params(TransformerLM(like(w)))   # counted without allocating weights
+    return TransformerLM(like(min(range(head_dim, 64 * head_dim + 1, head_dim), key=lambda w: abs(count(w) - target))))
 
 # %% ../nbs/annex/40_benchmarks.ipynb #a7068e72
 class MambapyLM(nn.Module):
@@ -140,7 +120,7 @@ def register_model(name:str, builder:Callable): # builder(d_model, n_layer, voca
     MODELS[name] = builder
 
 register_model("MambaLM", lambda d, n, v: MambaLM(MambaConfig(d_model=d, n_layer=n, vocab_size=v)))
-register_model("Transformer", lambda d, n, v: matched_transformer(n_params(MODELS["MambaLM"](d, n, v)), v, n))
+register_model("Transformer", lambda d, n, v: matched_transformer(n_params(MODELS["MambaLM"](d, n, v)), MambaConfig(d_model=d, n_layer=n, vocab_size=v)))
 register_model("mambapy Mamba", lambda d, n, v: MambapyLM(MambaConfig(d_model=d, n_layer=n, vocab_size=v)))
 register_model("Mamba2LM", lambda d, n, v: Mamba2LM(Mamba2Config(d_model=d, n_layer=n, vocab_size=v, d_state=64, head_dim=64, chunk_size=64)))
 register_model("Mamba3LM", lambda d, n, v: Mamba3LM(Mamba3Config(d_model=d, n_layer=n, vocab_size=v, d_state=64, headdim=64, chunk_size=64)))

@@ -8,7 +8,7 @@ import gc, json, math, os, signal, statistics, tempfile, threading, time, traceb
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from .model.pretrained import atomic_write
+from ._core import atomic_write
 
 # %% auto #0
 __all__ = ['STATUSES', 'GRACE_S', 'KNOWN_PEAK_GBPS', 'render_markdown', 'write_report', 'fake_report', 'self_test_report', 'Skip',
@@ -55,7 +55,7 @@ def render_markdown(report: dict) -> str:
     return "\n".join(out) + "\n"
 
 def write_report(report: dict, out_dir) -> Path:
-    "Write report.json and report.md into `out_dir`, atomically (chapter 07a's `atomic_write`); returns the folder."
+    "Write report.json and report.md into `out_dir`, atomically (chapter 00's `atomic_write`); returns the folder."
     out = Path(out_dir); clean = _clean(report)
     atomic_write({out / "report.json": json.dumps(clean, indent=1) + "\n", out / "report.md": render_markdown(clean)})
     return out

@@ -11,7 +11,7 @@ from fastcore.script import call_parse
 from .model.mamba import MambaConfig, MambaLM
 from .model.sparse import prune, masked_parameters, sparsity_report
 from .model.sparse_storage import sparse_state_dict, state_bytes, to_sparse_compute
-from .model.scan import median_wall
+from ._core import median_wall
 from .dataset.tokenizer import ByteTokenizer
 from .dataset.dataloader import default_corpus, train_val_split, LMLoader
 from .training.optimizer import make_optimizer, make_scheduler

@@ -6,10 +6,9 @@
 from __future__ import annotations
 import json, os, sysconfig
 from pathlib import Path
-from fastcore.basics import patch
 import numpy as np
 import torch
-from ..model.pretrained import atomic_write
+from .._core import atomic_write
 from .tokenizer import DEFAULT_MODULES, default_corpus  # chapter 08
 
 # %% auto #0
@@ -78,7 +77,7 @@ def write_token_file(path, # output .bin path; metadata goes to path + '.json'
     def write(f):
         for d in docs:
             a = np.asarray(tokenizer.encode(d, add_eos=add_eos), dtype=dtype); a.tofile(f); n[0] += len(a)
-    atomic_write(path, write)  # the 07a helper: a crash leaves the old file, never half a new one
+    atomic_write(path, write)  # chapter 00's helper: a crash leaves the old file, never half a new one
     meta = {"dtype": np.dtype(dtype).name, "n_tokens": n[0], "vocab_size": tokenizer.vocab_size}
     atomic_write(Path(str(path) + ".json"), json.dumps(meta))
     return n[0]
@@ -99,6 +98,10 @@ def train_val_split(tokens, # 1-D ids (array, memmap or tensor)
     return tokens[:len(tokens) - n_val], tokens[len(tokens) - n_val:]
 
 # %% ../../nbs/annex/09_dataloader.ipynb #271dcfea
+def _roll(self: LMLoader):
+    "Move to the next epoch when the current one is used up."
+    if self.batch >= len(self): self.epoch, self.batch = self.epoch + 1, 0
+
 class LMLoader:
     "Seeded, resumable next-token batches (x, y), LongTensors of shape (b, l), from a token stream."
     def __init__(self, tokens, # 1-D ids: numpy array, memmap, tensor or list
@@ -122,63 +125,51 @@ class LMLoader:
         "Batches per epoch."
         return self.n_windows // self.batch_size if self.drop_last else -(-self.n_windows // self.batch_size)
 
-# %% ../../nbs/annex/09_dataloader.ipynb #8dace44f
-@patch
-def order(self:LMLoader, epoch: int) -> np.ndarray:
-    "Window order of `epoch`: a permutation seeded by (seed, epoch), or stream order (cached per epoch)."
-    cached = getattr(self, "_cached_order", None)
-    if cached is not None and cached[0] == epoch: return cached[1]
-    order = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows) if self.shuffle else np.arange(self.n_windows)
-    self._cached_order = (epoch, order)
-    return order
+    def order(self, epoch: int) -> np.ndarray:
+        "Window order of `epoch`: a permutation seeded by (seed, epoch), or stream order (cached per epoch)."
+        cached = getattr(self, "_cached_order", None)
+        if cached is not None and cached[0] == epoch: return cached[1]
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows) if self.shuffle else np.arange(self.n_windows)
+        self._cached_order = (epoch, order)
+        return order
 
-@patch
-def get_batch(self:LMLoader, epoch: int, i: int):
-    "Batch `i` of `epoch` as (x, y), each (b, l) int64."
-    w = self.order(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
-    l = self.seq_len
-    xy = np.stack([np.asarray(self.tokens[s:s + l + 1], dtype=np.int64) for s in w * l])  # (b, l+1)
-    xy = torch.from_numpy(xy)
-    if self.device is not None: xy = xy.to(self.device)
-    return xy[:, :-1], xy[:, 1:]  # (b, l), (b, l)
+    def get_batch(self, epoch: int, i: int):
+        "Batch `i` of `epoch` as (x, y), each (b, l) int64."
+        w = self.order(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+        l = self.seq_len
+        xy = np.stack([np.asarray(self.tokens[s:s + l + 1], dtype=np.int64) for s in w * l])  # (b, l+1)
+        xy = torch.from_numpy(xy)
+        if self.device is not None: xy = xy.to(self.device)
+        return xy[:, :-1], xy[:, 1:]  # (b, l), (b, l)
 
-# %% ../../nbs/annex/09_dataloader.ipynb #2b3dec76
-def _roll(self: LMLoader):
-    "Move to the next epoch when the current one is used up."
-    if self.batch >= len(self): self.epoch, self.batch = self.epoch + 1, 0
+    def __iter__(self):
+        "The remaining batches of the current epoch."
+        _roll(self)
+        epoch = self.epoch
+        while self.epoch == epoch and self.batch < len(self):
+            i = self.batch; self.batch += 1
+            yield self.get_batch(epoch, i)
 
-@patch
-def __iter__(self:LMLoader):
-    "The remaining batches of the current epoch."
-    _roll(self)
-    epoch = self.epoch
-    while self.epoch == epoch and self.batch < len(self):
+    def next_batch(self):
+        "The next batch, rolling over epochs forever."
+        _roll(self)
         i = self.batch; self.batch += 1
-        yield self.get_batch(epoch, i)
+        return self.get_batch(self.epoch, i)
 
-@patch
-def next_batch(self:LMLoader):
-    "The next batch, rolling over epochs forever."
-    _roll(self)
-    i = self.batch; self.batch += 1
-    return self.get_batch(self.epoch, i)
+    def state_dict(self) -> dict:
+        "The position (epoch, next batch) plus what must match on resume."
+        return {"epoch": self.epoch, "batch": self.batch, "seed": self.seed, "shuffle": self.shuffle,
+                "n_tokens": len(self.tokens), "batch_size": self.batch_size, "seq_len": self.seq_len}
 
-# %% ../../nbs/annex/09_dataloader.ipynb #3b94421f
-@patch
-def state_dict(self:LMLoader) -> dict:
-    "The position (epoch, next batch) plus what must match on resume."
-    return {"epoch": self.epoch, "batch": self.batch, "seed": self.seed, "shuffle": self.shuffle,
-            "n_tokens": len(self.tokens), "batch_size": self.batch_size, "seq_len": self.seq_len}
+    def load_state_dict(self, state: dict):
+        "Restore a position saved by `state_dict`; the data and sizes must be the same."
+        mine = self.state_dict()
+        for k in ("seed", "shuffle", "n_tokens", "batch_size", "seq_len"):
+            if state.get(k, mine[k]) != mine[k]:
+                raise ValueError(f"loader state has {k}={state[k]} but this loader has {k}={mine[k]}; "
+                                 "resume with the same data, seed, batch_size and seq_len")
+        self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
 
-@patch
-def load_state_dict(self:LMLoader, state: dict):
-    "Restore a position saved by `state_dict`; the data and sizes must be the same."
-    mine = self.state_dict()
-    for k in ("seed", "shuffle", "n_tokens", "batch_size", "seq_len"):
-        if state.get(k, mine[k]) != mine[k]:
-            raise ValueError(f"loader state has {k}={state[k]} but this loader has {k}={mine[k]}; "
-                             "resume with the same data, seed, batch_size and seq_len")
-    self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
 
 # %% ../../nbs/annex/09_dataloader.ipynb #d4b0e53b
 PYTHON_ENV = "python-env"  # the corpus name a run config's data.path uses for `python_env_corpus`

@@ -6,11 +6,10 @@
 from __future__ import annotations
 import argparse, builtins, hashlib, json, math, os, signal, sys, time
 from pathlib import Path
-from fastcore.basics import patch
 from urllib.parse import urlsplit
 import requests
 from tqdm.auto import tqdm
-from ..model.pretrained import atomic_write
+from .._core import atomic_write
 
 
 # %% auto #0
@@ -43,6 +42,8 @@ class _Retry(Exception):
     "A transient failure: connection, timeout, 429, 5xx or a broken stream."
     def __init__(self, msg, retry_after: float = 0.0): super().__init__(msg); self.retry_after = retry_after
 
+class _NoEndpoint(Exception): "The server has no such endpoint (a bare 404 page)."
+
 def _error_text(r) -> str:
     "The `error` field of an Ollama error body, else the start of the body."
     try: return str(r.json()["error"])
@@ -74,37 +75,54 @@ class OllamaClient:
                 if k == self.retries: raise OllamaError(f"{what} failed after {k + 1} attempts: {e}") from None
                 self.sleep(max(min(self.backoff * 2**k, self.max_backoff), min(e.retry_after, self.max_backoff)))
 
-# %% ../../nbs/annex/11_synthetic_data.ipynb #5a173012
-@patch
-def _request(self:OllamaClient, method: str, path: str, **kw):
-    "One HTTP request; transient failures raise _Retry."
-    url = self.url + path
-    try: r = self.session.request(method, url, timeout=(min(10.0, self.timeout), self.timeout), **kw)
-    except requests.Timeout: raise _Retry(f"no answer from {url} within {self.timeout}s (timed out)") from None
-    except requests.ConnectionError as e:
-        if "aborted" in str(e) or "RemoteDisconnected" in str(e): raise _Retry(f"{url} closed the connection without an answer") from None
-        raise _Retry(f"cannot connect to {self.url} ({type(e).__name__}); is the Ollama server running "
-                     f"(`ollama serve`)? Point --host or OLLAMA_HOST at it") from None
-    if r.status_code == 429 or r.status_code >= 500:
-        msg, ra = _error_text(r), r.headers.get("Retry-After", "0"); r.close()
-        raise _Retry(f"HTTP {r.status_code} from {url}: {msg}", float(ra) if ra.replace(".", "", 1).isdigit() else 0.0)
-    return r
+    def _request(self, method: str, path: str, **kw):
+        "One HTTP request; transient failures raise _Retry."
+        url = self.url + path
+        try: r = self.session.request(method, url, timeout=(min(10.0, self.timeout), self.timeout), **kw)
+        except requests.Timeout: raise _Retry(f"no answer from {url} within {self.timeout}s (timed out)") from None
+        except requests.ConnectionError as e:
+            if "aborted" in str(e) or "RemoteDisconnected" in str(e): raise _Retry(f"{url} closed the connection without an answer") from None
+            raise _Retry(f"cannot connect to {self.url} ({type(e).__name__}); is the Ollama server running "
+                         f"(`ollama serve`)? Point --host or OLLAMA_HOST at it") from None
+        if r.status_code == 429 or r.status_code >= 500:
+            msg, ra = _error_text(r), r.headers.get("Retry-After", "0"); r.close()
+            raise _Retry(f"HTTP {r.status_code} from {url}: {msg}", float(ra) if ra.replace(".", "", 1).isdigit() else 0.0)
+        return r
 
-# %% ../../nbs/annex/11_synthetic_data.ipynb #c373cf10
-@patch
-def list_models(self:OllamaClient) -> list[str]:
-    "Names of the models the server has (GET /api/tags)."
-    r = self._retrying(f"asking {self.url} for its models", lambda: self._request("GET", "/api/tags"))
-    if r.status_code != 200: raise OllamaError(f"HTTP {r.status_code} from {self.url}/api/tags: {_error_text(r)}; is {self.url} an Ollama server?")
-    return [m.get("name") or m.get("model", "") for m in r.json().get("models", [])]
+    def list_models(self) -> list[str]:
+        "Names of the models the server has (GET /api/tags)."
+        r = self._retrying(f"asking {self.url} for its models", lambda: self._request("GET", "/api/tags"))
+        if r.status_code != 200: raise OllamaError(f"HTTP {r.status_code} from {self.url}/api/tags: {_error_text(r)}; is {self.url} an Ollama server?")
+        return [m.get("name") or m.get("model", "") for m in r.json().get("models", [])]
 
-@patch
-def check_model(self:OllamaClient, model: str):
-    "Raise OllamaError, with the `ollama pull` to run, when the server lacks `model`."
-    names = self.list_models()
-    if model not in names and f"{model}:latest" not in names:
-        raise OllamaError(f"model '{model}' is not on the Ollama server at {self.url} (it has: {', '.join(names) or 'no models'}); "
-                          f"run `ollama pull {model}` there, then rerun this command")
+    def check_model(self, model: str):
+        "Raise OllamaError, with the `ollama pull` to run, when the server lacks `model`."
+        names = self.list_models()
+        if model not in names and f"{model}:latest" not in names:
+            raise OllamaError(f"model '{model}' is not on the Ollama server at {self.url} (it has: {', '.join(names) or 'no models'}); "
+                              f"run `ollama pull {model}` there, then rerun this command")
+
+    # Streamed generation: see 'Streamed generation' below (`_read_stream`).
+    def generate(self, model: str, prompt: str, options: dict | None = None) -> str:
+        "The full text of one streamed answer (POST /api/generate or /api/chat), retried on transient failures."
+        def once():
+            body = {"model": model, "stream": True, "options": options or {}}
+            body.update({"prompt": prompt} if self.api == "generate" else {"messages": [{"role": "user", "content": prompt}]})
+            r = self._request("POST", f"/api/{self.api}", json=body, stream=True)
+            with r:
+                if r.status_code == 404:
+                    err = _error_text(r)
+                    if "model" not in err.lower(): raise _NoEndpoint(err)
+                    raise OllamaError(f"model '{model}' not found on {self.url} ({err}); run `ollama pull {model}`")
+                if r.status_code != 200: raise OllamaError(f"HTTP {r.status_code} from {self.url}/api/{self.api}: {_error_text(r)}")
+                return _read_stream(r)
+        try: return self._retrying(f"generating with '{model}' at {self.url}", once)
+        except _NoEndpoint as e:
+            if self.api == "chat": raise OllamaError(f"{self.url} answered 404 on both /api/generate and /api/chat ({e}): the model is missing "
+                                                     f"(run `ollama pull {model}`) or this is not an Ollama server") from None
+            self.api = "chat"
+            return self.generate(model, prompt, options)
+
 
 # %% ../../nbs/annex/11_synthetic_data.ipynb #e2fd2b89
 def _read_stream(r) -> str:
@@ -122,30 +140,6 @@ def _read_stream(r) -> str:
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
         raise _Retry(f"the answer stream broke off ({'timed out' if 'timed out' in str(e) else type(e).__name__})") from None
     raise _Retry("the answer stream ended before its final 'done' line")
-
-# %% ../../nbs/annex/11_synthetic_data.ipynb #df170dbb
-class _NoEndpoint(Exception): "The server has no such endpoint (a bare 404 page)."
-
-@patch
-def generate(self:OllamaClient, model: str, prompt: str, options: dict | None = None) -> str:
-    "The full text of one streamed answer (POST /api/generate or /api/chat), retried on transient failures."
-    def once():
-        body = {"model": model, "stream": True, "options": options or {}}
-        body.update({"prompt": prompt} if self.api == "generate" else {"messages": [{"role": "user", "content": prompt}]})
-        r = self._request("POST", f"/api/{self.api}", json=body, stream=True)
-        with r:
-            if r.status_code == 404:
-                err = _error_text(r)
-                if "model" not in err.lower(): raise _NoEndpoint(err)
-                raise OllamaError(f"model '{model}' not found on {self.url} ({err}); run `ollama pull {model}`")
-            if r.status_code != 200: raise OllamaError(f"HTTP {r.status_code} from {self.url}/api/{self.api}: {_error_text(r)}")
-            return _read_stream(r)
-    try: return self._retrying(f"generating with '{model}' at {self.url}", once)
-    except _NoEndpoint as e:
-        if self.api == "chat": raise OllamaError(f"{self.url} answered 404 on both /api/generate and /api/chat ({e}): the model is missing "
-                                                 f"(run `ollama pull {model}`) or this is not an Ollama server") from None
-        self.api = "chat"
-        return self.generate(model, prompt, options)
 
 # %% ../../nbs/annex/11_synthetic_data.ipynb #6e88ab3b
 DEFAULT_TOPICS = ("the water cycle", "how vaccines work", "the history of the printing press", "prime numbers",

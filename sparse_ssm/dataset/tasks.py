@@ -5,7 +5,6 @@
 # %% ../../nbs/annex/10_tasks.ipynb #bfb8e66b
 from __future__ import annotations
 from dataclasses import dataclass
-from fastcore.basics import patch
 import torch
 
 # %% auto #0
@@ -54,20 +53,19 @@ class SelectiveCopying:
     @property
     def marker_id(self) -> int: return self.n_data + 1
 
-# %% ../../nbs/annex/10_tasks.ipynb #3b7469c1
-@patch
-def sample(self:SelectiveCopying, batch_size: int, seed: int = 0):
-    "A batch (x, y), each (b, l); y holds the data tokens at the marker positions."
-    g, b, k = _gen(seed), batch_size, self.n_copy
-    region = self.seq_len - k
-    data = torch.randint(1, self.n_data + 1, (b, k), generator=g)  # (b, k)
-    pos = _choose(b, region, k, g) if self.selective else torch.arange(k).expand(b, k)  # (b, k)
-    x = torch.full((b, self.seq_len), self.blank_id, dtype=torch.long)
-    x.scatter_(1, pos, data)
-    x[:, region:] = self.marker_id
-    y = torch.full_like(x, IGNORE_INDEX)
-    y[:, region:] = data
-    return x, y
+    def sample(self, batch_size: int, seed: int = 0):
+        "A batch (x, y), each (b, l); y holds the data tokens at the marker positions."
+        g, b, k = _gen(seed), batch_size, self.n_copy
+        region = self.seq_len - k
+        data = torch.randint(1, self.n_data + 1, (b, k), generator=g)  # (b, k)
+        pos = _choose(b, region, k, g) if self.selective else torch.arange(k).expand(b, k)  # (b, k)
+        x = torch.full((b, self.seq_len), self.blank_id, dtype=torch.long)
+        x.scatter_(1, pos, data)
+        x[:, region:] = self.marker_id
+        y = torch.full_like(x, IGNORE_INDEX)
+        y[:, region:] = data
+        return x, y
+
 
 # %% ../../nbs/annex/10_tasks.ipynb #e3339e0d
 @dataclass
@@ -81,18 +79,18 @@ class InductionHeads:
     @property
     def trigger_id(self) -> int: return self.vocab_size - 1
 
-@patch
-def sample(self:InductionHeads, batch_size: int, seed: int = 0):
-    "A batch (x, y), each (b, l); y holds the answer at the last position."
-    g, b, l = _gen(seed), batch_size, self.seq_len
-    x = torch.randint(0, self.trigger_id, (b, l), generator=g)  # (b, l), trigger excluded
-    p = torch.randint(0, l - 2, (b,), generator=g)               # first trigger; its follower precedes the end
-    rows = torch.arange(b)
-    x[rows, p] = self.trigger_id
-    x[:, -1] = self.trigger_id
-    y = torch.full_like(x, IGNORE_INDEX)
-    y[:, -1] = x[rows, p + 1]
-    return x, y
+    def sample(self, batch_size: int, seed: int = 0):
+        "A batch (x, y), each (b, l); y holds the answer at the last position."
+        g, b, l = _gen(seed), batch_size, self.seq_len
+        x = torch.randint(0, self.trigger_id, (b, l), generator=g)  # (b, l), trigger excluded
+        p = torch.randint(0, l - 2, (b,), generator=g)               # first trigger; its follower precedes the end
+        rows = torch.arange(b)
+        x[rows, p] = self.trigger_id
+        x[:, -1] = self.trigger_id
+        y = torch.full_like(x, IGNORE_INDEX)
+        y[:, -1] = x[rows, p + 1]
+        return x, y
+
 
 # %% ../../nbs/annex/10_tasks.ipynb #c8f194a4
 @dataclass
@@ -112,21 +110,20 @@ class AssociativeRecall:
     @property
     def n_keys(self) -> int: return (self.vocab_size - 1) // 2
 
-# %% ../../nbs/annex/10_tasks.ipynb #15ab79d9
-@patch
-def sample(self:AssociativeRecall, batch_size: int, seed: int = 0):
-    "A batch (x, y), each (b, l); y holds the values at the query positions."
-    g, b, n, q, l = _gen(seed), batch_size, self.n_kv, self.n_queries, self.seq_len
-    keys = torch.rand(b, self.n_keys, generator=g).argsort(dim=1)[:, :n] + 1  # (b, n) distinct
-    vals = torch.randint(self.n_keys + 1, self.vocab_size, (b, n), generator=g)  # (b, n)
-    x = torch.full((b, l), self.blank_id, dtype=torch.long)
-    x[:, 0:2 * n:2], x[:, 1:2 * n:2] = keys, vals
-    which = torch.rand(b, n, generator=g).argsort(dim=1)[:, :q]  # (b, q) which keys are asked
-    pos = _choose(b, l - 2 * n, q, g) + 2 * n  # (b, q) where they are asked
-    x.scatter_(1, pos, keys.gather(1, which))
-    y = torch.full_like(x, IGNORE_INDEX)
-    y.scatter_(1, pos, vals.gather(1, which))
-    return x, y
+    def sample(self, batch_size: int, seed: int = 0):
+        "A batch (x, y), each (b, l); y holds the values at the query positions."
+        g, b, n, q, l = _gen(seed), batch_size, self.n_kv, self.n_queries, self.seq_len
+        keys = torch.rand(b, self.n_keys, generator=g).argsort(dim=1)[:, :n] + 1  # (b, n) distinct
+        vals = torch.randint(self.n_keys + 1, self.vocab_size, (b, n), generator=g)  # (b, n)
+        x = torch.full((b, l), self.blank_id, dtype=torch.long)
+        x[:, 0:2 * n:2], x[:, 1:2 * n:2] = keys, vals
+        which = torch.rand(b, n, generator=g).argsort(dim=1)[:, :q]  # (b, q) which keys are asked
+        pos = _choose(b, l - 2 * n, q, g) + 2 * n  # (b, q) where they are asked
+        x.scatter_(1, pos, keys.gather(1, which))
+        y = torch.full_like(x, IGNORE_INDEX)
+        y.scatter_(1, pos, vals.gather(1, which))
+        return x, y
+
 
 # %% ../../nbs/annex/10_tasks.ipynb #640d2119
 def selective_copying(batch_size: int, seed: int = 0, **kw):

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json, re, heapq, sysconfig
 from collections import Counter, defaultdict
 from pathlib import Path
-from fastcore.basics import patch, patch_to
+from fastcore.basics import patch_to
 import torch
 from ..model.mamba import check_token_ids
-from ..model.pretrained import atomic_write
+from .._core import atomic_write
 
 
 # %% auto #0
@@ -26,6 +26,18 @@ def _utf8(text: str) -> bytes:
         raise ValueError(f"text holds a lone surrogate at index {e.start} that has no UTF-8 form; "
                          "clean it first, e.g. text.encode('utf-8', 'replace').decode('utf-8')") from None
 
+def _wrap(ids, tok, add_bos, add_eos):
+    "Put BOS/EOS around `ids` when asked."
+    return ([tok.bos_id] if add_bos else []) + ids + ([tok.eos_id] if add_eos else [])
+
+def _check_ids(ids, vocab_size):
+    "Ids (a list, array or tensor) as a list of ints, checked by the package's one validator (`check_token_ids`, chapter 07)."
+    t = torch.as_tensor(ids if hasattr(ids, "__len__") else list(ids))
+    if t.numel() == 0: return []
+    check_token_ids(t, vocab_size, 1)
+    return t.tolist()
+
+
 # %% ../../nbs/annex/08_tokenizer.ipynb #8d485b36
 SPECIALS = ("<|bos|>", "<|eos|>", "<|pad|>")  # names of the special tokens, in id order
 
@@ -40,40 +52,32 @@ class ByteTokenizer:
     @property
     def special_ids(self) -> dict: return dict(zip(SPECIALS, (self.bos_id, self.eos_id, self.pad_id)))
 
-# %% ../../nbs/annex/08_tokenizer.ipynb #935b59df
-def _wrap(ids, tok, add_bos, add_eos):
-    "Put BOS/EOS around `ids` when asked."
-    return ([tok.bos_id] if add_bos else []) + ids + ([tok.eos_id] if add_eos else [])
+    def encode_bytes(self, data: bytes, add_bos=False, add_eos=False) -> list[int]:
+        "Any bytes to ids, exactly."
+        return _wrap(list(bytes(data)), self, add_bos, add_eos)
 
-def _check_ids(ids, vocab_size):
-    "Ids (a list, array or tensor) as a list of ints, checked by the package's one validator (`check_token_ids`, chapter 07)."
-    t = torch.as_tensor(ids if hasattr(ids, "__len__") else list(ids))
-    if t.numel() == 0: return []
-    check_token_ids(t, vocab_size, 1)
-    return t.tolist()
+    def encode(self, text: str, add_bos=False, add_eos=False) -> list[int]:
+        "Text to ids: its UTF-8 bytes."
+        return self.encode_bytes(_utf8(text), add_bos, add_eos)
 
-@patch
-def decode(self:ByteTokenizer, ids, errors="replace", skip_special=True) -> str:
-    "Ids to text; invalid UTF-8 becomes U+FFFD (errors='replace') or raises (errors='strict')."
-    return self.decode_bytes(ids, skip_special=skip_special).decode("utf-8", errors=errors)
+    def decode_bytes(self, ids, skip_special=True) -> bytes:
+        "Ids to the exact bytes; specials dropped, or spelled out with skip_special=False."
+        names = {v: k.encode() for k, v in self.special_ids.items()}
+        out = [bytes([i]) if i < 256 else (b"" if skip_special else names[i]) for i in _check_ids(ids, self.vocab_size)]
+        return b"".join(out)
 
-# %% ../../nbs/annex/08_tokenizer.ipynb #1f09b1f2
-@patch
-def encode_bytes(self:ByteTokenizer, data: bytes, add_bos=False, add_eos=False) -> list[int]:
-    "Any bytes to ids, exactly."
-    return _wrap(list(bytes(data)), self, add_bos, add_eos)
+    def decode(self, ids, errors="replace", skip_special=True) -> str:
+        "Ids to text; invalid UTF-8 becomes U+FFFD (errors='replace') or raises (errors='strict')."
+        return self.decode_bytes(ids, skip_special=skip_special).decode("utf-8", errors=errors)
 
-@patch
-def encode(self:ByteTokenizer, text: str, add_bos=False, add_eos=False) -> list[int]:
-    "Text to ids: its UTF-8 bytes."
-    return self.encode_bytes(_utf8(text), add_bos, add_eos)
+    # Saving writes Hugging Face's tokenizer.json format, built in 'One file that both libraries read' below.
+    def save(self, path):
+        "Write the tokenizer as a Hugging Face tokenizer.json (to `path`, or to path/tokenizer.json for a folder)."
+        p = _file(path)
+        if p.suffix != ".json": raise ValueError(f"tokenizer file {p} must end in .json (or pass a folder)")
+        atomic_write(p, json.dumps(hf_tokenizer_json(self), ensure_ascii=False))
+        return p
 
-@patch
-def decode_bytes(self:ByteTokenizer, ids, skip_special=True) -> bytes:
-    "Ids to the exact bytes; specials dropped, or spelled out with skip_special=False."
-    names = {v: k.encode() for k, v in self.special_ids.items()}
-    out = [bytes([i]) if i < 256 else (b"" if skip_special else names[i]) for i in _check_ids(ids, self.vocab_size)]
-    return b"".join(out)
 
 # %% ../../nbs/annex/08_tokenizer.ipynb #8d935a77
 SPLIT_PATTERN = r" ?[^\W\d]+| ?\d{1,3}| ?[^\s\w]+|\s+(?!\S)|\s+|[\s\S]"  # words, numbers, punctuation, spaces
@@ -153,40 +157,36 @@ class BPETokenizer(ByteTokenizer):
     def vocab_size(self) -> int: return 256 + len(self.merges) + 3
     def __repr__(self): return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)})"
 
-# %% ../../nbs/annex/08_tokenizer.ipynb #7013d481
-@patch
-def _bpe_chunk(self:BPETokenizer, chunk: bytes) -> list[int]:
-    "Apply the merge rules to one chunk, lowest rank first."
-    ids = self._cache.get(chunk)
-    if ids is not None: return ids
-    ids = list(chunk)
-    while len(ids) > 1:
-        pair = min(_pairs(ids), key=lambda p: self.ranks.get(p, 1 << 62))
-        if pair not in self.ranks: break
-        ids = _merge(ids, pair, 256 + self.ranks[pair])
-    if len(self._cache) < 200_000: self._cache[chunk] = ids
-    return ids
+    def _bpe_chunk(self, chunk: bytes) -> list[int]:
+        "Apply the merge rules to one chunk, lowest rank first."
+        ids = self._cache.get(chunk)
+        if ids is not None: return ids
+        ids = list(chunk)
+        while len(ids) > 1:
+            pair = min(_pairs(ids), key=lambda p: self.ranks.get(p, 1 << 62))
+            if pair not in self.ranks: break
+            ids = _merge(ids, pair, 256 + self.ranks[pair])
+        if len(self._cache) < 200_000: self._cache[chunk] = ids
+        return ids
 
-@patch
-def encode(self:BPETokenizer, text: str, add_bos=False, add_eos=False) -> list[int]:
-    "Text to ids: pre-tokenize, then merge inside each chunk."
-    _utf8(text)  # validates (lone surrogates raise)
-    ids = [i for c in pretokenize(text, self.pattern) for i in self._bpe_chunk(c.encode("utf-8"))]
-    return _wrap(ids, self, add_bos, add_eos)
+    def encode(self, text: str, add_bos=False, add_eos=False) -> list[int]:
+        "Text to ids: pre-tokenize, then merge inside each chunk."
+        _utf8(text)  # validates (lone surrogates raise)
+        ids = [i for c in pretokenize(text, self.pattern) for i in self._bpe_chunk(c.encode("utf-8"))]
+        return _wrap(ids, self, add_bos, add_eos)
 
-@patch
-def encode_bytes(self:BPETokenizer, data: bytes, add_bos=False, add_eos=False) -> list[int]:
-    "Any bytes to ids, exactly (invalid UTF-8 stays as single bytes)."
-    text = bytes(data).decode("utf-8", "surrogateescape")  # invalid bytes -> lone surrogates
-    ids = [i for c in pretokenize(text, self.pattern) for i in self._bpe_chunk(c.encode("utf-8", "surrogateescape"))]
-    return _wrap(ids, self, add_bos, add_eos)
+    def encode_bytes(self, data: bytes, add_bos=False, add_eos=False) -> list[int]:
+        "Any bytes to ids, exactly (invalid UTF-8 stays as single bytes)."
+        text = bytes(data).decode("utf-8", "surrogateescape")  # invalid bytes -> lone surrogates
+        ids = [i for c in pretokenize(text, self.pattern) for i in self._bpe_chunk(c.encode("utf-8", "surrogateescape"))]
+        return _wrap(ids, self, add_bos, add_eos)
 
-@patch
-def decode_bytes(self:BPETokenizer, ids, skip_special=True) -> bytes:
-    "Ids to the exact bytes; specials dropped, or spelled out with skip_special=False."
-    names = {v: k.encode() for k, v in self.special_ids.items()}
-    n = 256 + len(self.merges)
-    return b"".join(self.bytes_of[i] if i < n else (b"" if skip_special else names[i]) for i in _check_ids(ids, self.vocab_size))
+    def decode_bytes(self, ids, skip_special=True) -> bytes:
+        "Ids to the exact bytes; specials dropped, or spelled out with skip_special=False."
+        names = {v: k.encode() for k, v in self.special_ids.items()}
+        n = 256 + len(self.merges)
+        return b"".join(self.bytes_of[i] if i < n else (b"" if skip_special else names[i]) for i in _check_ids(ids, self.vocab_size))
+
 
 # %% ../../nbs/annex/08_tokenizer.ipynb #48e2e7a0
 class _class_or_instance:
@@ -248,14 +248,6 @@ def _file(path) -> Path:
     "A tokenizer file path; a folder means the tokenizer.json inside it."
     p = Path(path)
     return p / "tokenizer.json" if p.is_dir() else p
-
-@patch
-def save(self:ByteTokenizer, path):
-    "Write the tokenizer as a Hugging Face tokenizer.json (to `path`, or to path/tokenizer.json for a folder)."
-    p = _file(path)
-    if p.suffix != ".json": raise ValueError(f"tokenizer file {p} must end in .json (or pass a folder)")
-    atomic_write(p, json.dumps(hf_tokenizer_json(self), ensure_ascii=False))
-    return p
 
 def load_tokenizer(path=None): # a file (or folder) written by `save`, or None / "byte" for the byte tokenizer
     "Open a saved tokenizer (either kind)."

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import contextlib, functools, math, re
 from dataclasses import dataclass, field
-from fastcore.basics import patch
 import torch
 from torch import nn
 import torch.utils.checkpoint
@@ -118,6 +117,20 @@ class DevicePolicy:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.tf32
         return self
 
+    def report(self) -> str:
+        "A plain-text account of the device and every choice, for the user."
+        i = self.info
+        mem = f", {i.total_memory / 2**30:.1f} GiB" if i.total_memory else ""
+        dtype = str(self.amp_dtype).replace("torch.", "") + " autocast" if self.amp_dtype else "fp32"
+        lines = [f"device:       {self.device} ({i.name}{', ' + i.sm if i.capability else ''}{mem})",
+                 f"torch:        {torch.__version__}, CUDA {torch.version.cuda or 'none (CPU build)'}",
+                 f"arch list:    {' '.join(self.arch_list) or '(none: CPU-only build)'}",
+                 f"precision:    {dtype}{' + GradScaler' if self.use_grad_scaler else ''}; TF32 {'on' if self.tf32 else 'off'}",
+                 f"scan backend: {self.scan_backend}", "why:"]
+        lines += [f"  - {r}" for r in self.reasons]
+        return "\n".join(lines)
+
+
 # %% ../../nbs/annex/19_gpu_optimizations.ipynb #e813f844
 def device_policy(device=None, # torch device or string (or a DeviceInfo / dict of its fields); default: cuda if available, else cpu
                   info:DeviceInfo=None, # describe a device instead of reading one (tests, planning)
@@ -140,21 +153,6 @@ def device_policy(device=None, # torch device or string (or a DeviceInfo / dict 
         reasons.append(("" if arch_ok else "WARNING: ") + msg)
     dev = torch.device(info.type, info.index) if info.type == "cuda" else torch.device(info.type)
     return DevicePolicy(dev, amp, scaler, tf32, backend, reasons, info, arch_ok, arch_list)
-
-# %% ../../nbs/annex/19_gpu_optimizations.ipynb #055feb56
-@patch
-def report(self:DevicePolicy) -> str:
-    "A plain-text account of the device and every choice, for the user."
-    i = self.info
-    mem = f", {i.total_memory / 2**30:.1f} GiB" if i.total_memory else ""
-    dtype = str(self.amp_dtype).replace("torch.", "") + " autocast" if self.amp_dtype else "fp32"
-    lines = [f"device:       {self.device} ({i.name}{', ' + i.sm if i.capability else ''}{mem})",
-             f"torch:        {torch.__version__}, CUDA {torch.version.cuda or 'none (CPU build)'}",
-             f"arch list:    {' '.join(self.arch_list) or '(none: CPU-only build)'}",
-             f"precision:    {dtype}{' + GradScaler' if self.use_grad_scaler else ''}; TF32 {'on' if self.tf32 else 'off'}",
-             f"scan backend: {self.scan_backend}", "why:"]
-    lines += [f"  - {r}" for r in self.reasons]
-    return "\n".join(lines)
 
 # %% ../../nbs/annex/19_gpu_optimizations.ipynb #26653db7
 def _ckpt_forward(block, forward, x, *args, **kwargs):
@@ -282,10 +280,11 @@ def param_count2(config, # a Mamba2Config
 @functools.lru_cache(maxsize=None)
 def _mamba2_saved_per_token(items:tuple, seq_len:int) -> float:
     "Bytes per token one Mamba-2 residual block saves for backward (fp32, CPU, chunked SSD), measured."
-    from sparse_ssm.model.mamba2 import Mamba2Config, Mamba2Residual
+    from sparse_ssm.model.mamba import ResidualBlock
+    from sparse_ssm.model.mamba2 import Mamba2Config, Mamba2Block
     c = Mamba2Config.from_dict({**dict(items), "ssd_backend": "chunked"})
     l = min(seq_len, 2 * c.chunk_size)
-    blk = Mamba2Residual(c)
+    blk = ResidualBlock(c, Mamba2Block(c))
     x = torch.randn(2, l, c.d_model, generator=torch.Generator().manual_seed(0)).requires_grad_()  # b=2: b=1 lets some matmuls skip copies
     skip, seen = {p.untyped_storage().data_ptr() for p in blk.parameters()}, {}
     def pack(t):

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['SCAN_BACKENDS', 'trap_coeffs', 'rotate', 'cumulative_angles', 'zero_trap_state', 'trap_scan_ref', 'decode_cost',
            'trap_scan_chunked', 'mamba3_scan', 'Mamba3Config', 'heavy_tail', 'NormThenGate', 'Mamba3Block',
-           'Mamba3Cache', 'Mamba3Residual', 'Mamba3Backbone', 'Mamba3LM']
+           'Mamba3Cache', 'Mamba3LM']
 
 # %% ../../nbs/spine/07g_mamba3.ipynb #99db7853
 import dataclasses, math
@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
-from .mamba import RMSNorm, check_token_ids, config_from_dict
+from .mamba import LMConfig, MixerLM, LayerCache, RMSNorm
 from .ssd import segsum
 
 # %% ../../nbs/spine/07g_mamba3.ipynb #5885a14a
@@ -132,11 +132,8 @@ def mamba3_scan(q, k, v, adt, dt, lam, state=None, # as in `trap_scan_ref`
 
 # %% ../../nbs/spine/07g_mamba3.ipynb #6ea028a6
 @dataclass
-class Mamba3Config:
+class Mamba3Config(LMConfig):
     "Hyper-parameters of a `Mamba3LM` (the public Mamba-3 module's names)."
-    d_model: int  # width of the residual stream
-    n_layer: int  # number of Mamba-3 blocks
-    vocab_size: int  # number of token ids the model accepts
     d_state: int = 128  # state size n per head (even: pairs form the complex state)
     expand: int = 2  # d_inner = expand * d_model
     headdim: int = 64  # p: channels per head
@@ -150,52 +147,28 @@ class Mamba3Config:
     is_mimo: bool = False  # rank-r (MIMO) state updates
     mimo_rank: int = 4  # r, used when is_mimo
     chunk_size: int = 64  # tokens per chunk of the chunked scan
-    pad_vocab_size_multiple: int = 8  # pad the embedding rows to a multiple of this
-    rms_norm_eps: float = 1e-5  # epsilon of the residual-stream RMSNorms
-    tie_embeddings: bool = True  # lm_head shares the embedding matrix
-    residual_in_fp32: bool = True  # keep the residual stream in fp32 under low-precision autocast
     scan_backend: str = "chunked"  # one of SCAN_BACKENDS for whole sequences
     d_inner: int = field(init=False)  # derived: expand * d_model
     nheads: int = field(init=False)  # derived: d_inner // headdim
     num_rope_angles: int = field(init=False)  # derived: rotary angles per head
     rank: int = field(init=False)  # derived: mimo_rank if is_mimo else 1
-    vocab_size_padded: int = field(init=False)  # derived: vocab_size rounded up
-    def __post_init__(self): _finish_config3(self)
+    _ints = ("d_state", "expand", "headdim", "ngroups", "mimo_rank", "chunk_size")
 
-# %% ../../nbs/spine/07g_mamba3.ipynb #cd9b9adf
-_POS_INT3 = ("d_model", "n_layer", "vocab_size", "d_state", "expand", "headdim", "ngroups", "mimo_rank", "chunk_size", "pad_vocab_size_multiple")
-
-def _finish_config3(c:Mamba3Config):
-    "Validate the fields and fill the derived ones."
-    for k in _POS_INT3:
-        v = getattr(c, k)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"Mamba3Config.{k} must be a positive int, got {v!r}")
-    c.d_inner = c.expand * c.d_model
-    if c.d_inner % c.headdim: raise ValueError(f"Mamba3Config: d_inner = expand * d_model = {c.d_inner} is not a multiple of headdim={c.headdim}; pick a headdim that divides it")
-    c.nheads = c.d_inner // c.headdim
-    if c.nheads % c.ngroups: raise ValueError(f"Mamba3Config: ngroups={c.ngroups} must divide the number of heads {c.nheads}")
-    if c.d_state % 2: raise ValueError(f"Mamba3Config: d_state={c.d_state} is odd, but the complex state pairs the entries of the state; use an even d_state such as {c.d_state + 1}")
-    if c.rope_fraction not in (0.5, 1.0): raise ValueError(f"Mamba3Config: rope_fraction must be 0.5 or 1.0, got {c.rope_fraction!r}")
-    c.num_rope_angles = int(c.d_state * c.rope_fraction) // 2
-    if c.num_rope_angles < 1: raise ValueError(f"Mamba3Config: d_state={c.d_state} with rope_fraction={c.rope_fraction} leaves no rotary pair; use d_state >= 4")
-    c.rank = c.mimo_rank if c.is_mimo else 1
-    if c.rank > min(c.headdim, c.d_state):
-        raise ValueError(f"Mamba3Config: mimo_rank={c.mimo_rank} does not fit: a rank-r update of a headdim x d_state = {c.headdim} x {c.d_state} state needs r <= {min(c.headdim, c.d_state)}")
-    if not 0 < c.dt_min <= c.dt_max: raise ValueError(f"Mamba3Config: need 0 < dt_min <= dt_max, got dt_min={c.dt_min}, dt_max={c.dt_max}")
-    if not (c.A_floor > 0 and c.rms_norm_eps > 0): raise ValueError("Mamba3Config: A_floor and rms_norm_eps must be > 0")
-    if c.scan_backend not in SCAN_BACKENDS: raise ValueError(f"Mamba3Config.scan_backend={c.scan_backend!r} is unknown; choose one of {list(SCAN_BACKENDS)}")
-    m = c.pad_vocab_size_multiple
-    c.vocab_size_padded = (c.vocab_size + m - 1) // m * m
-
-@patch
-def to_dict(self:Mamba3Config) -> dict:
-    "The constructor arguments of this config (derived fields left out)."
-    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
-
-@patch(cls_method=True)
-def from_dict(cls:Mamba3Config, d:dict) -> Mamba3Config: # constructor arguments, e.g. parsed YAML
-    "Build a config from a dict, rejecting unknown keys by name."
-    return config_from_dict(cls, d)
+    def _finish(self):
+        self.d_inner = self.expand * self.d_model
+        if self.d_inner % self.headdim: raise ValueError(f"Mamba3Config: d_inner = expand * d_model = {self.d_inner} is not a multiple of headdim={self.headdim}; pick a headdim that divides it")
+        self.nheads = self.d_inner // self.headdim
+        if self.nheads % self.ngroups: raise ValueError(f"Mamba3Config: ngroups={self.ngroups} must divide the number of heads {self.nheads}")
+        if self.d_state % 2: raise ValueError(f"Mamba3Config: d_state={self.d_state} is odd, but the complex state pairs the entries of the state; use an even d_state such as {self.d_state + 1}")
+        if self.rope_fraction not in (0.5, 1.0): raise ValueError(f"Mamba3Config: rope_fraction must be 0.5 or 1.0, got {self.rope_fraction!r}")
+        self.num_rope_angles = int(self.d_state * self.rope_fraction) // 2
+        if self.num_rope_angles < 1: raise ValueError(f"Mamba3Config: d_state={self.d_state} with rope_fraction={self.rope_fraction} leaves no rotary pair; use d_state >= 4")
+        self.rank = self.mimo_rank if self.is_mimo else 1
+        if self.rank > min(self.headdim, self.d_state):
+            raise ValueError(f"Mamba3Config: mimo_rank={self.mimo_rank} does not fit: a rank-r update of a headdim x d_state = {self.headdim} x {self.d_state} state needs r <= {min(self.headdim, self.d_state)}")
+        if not 0 < self.dt_min <= self.dt_max: raise ValueError(f"Mamba3Config: need 0 < dt_min <= dt_max, got dt_min={self.dt_min}, dt_max={self.dt_max}")
+        if not (self.A_floor > 0): raise ValueError("Mamba3Config: A_floor must be > 0")
+        if self.scan_backend not in SCAN_BACKENDS: raise ValueError(f"Mamba3Config.scan_backend={self.scan_backend!r} is unknown; choose one of {list(SCAN_BACKENDS)}")
 
 # %% ../../nbs/spine/07g_mamba3.ipynb #af9a8972
 def heavy_tail(x:Tensor) -> Tensor:
@@ -214,7 +187,7 @@ class NormThenGate(nn.Module):
 # %% ../../nbs/spine/07g_mamba3.ipynb #bfd1fbd5
 class Mamba3Block(nn.Module):
     "The Mamba-3 mixer: in_proj, normed and rotated B and C, the exponential-trapezoidal SSM, gate, out_proj."
-    def __init__(self, c:Mamba3Config):
+    def __init__(self, c:Mamba3Config, layer:int=0): # the model's config; index of this block (every block alike)
         super().__init__()
         self.config, h, r, n = c, c.nheads, c.rank, c.d_state
         self.splits = [c.d_inner, c.d_inner, r * c.ngroups * n, r * c.ngroups * n, h, h, h, c.num_rope_angles]
@@ -230,16 +203,24 @@ class Mamba3Block(nn.Module):
         self.out_proj = nn.Linear(c.d_inner, c.d_model, bias=False)
         self.dt_bias._no_weight_decay = self.D._no_weight_decay = True
 
-# %% ../../nbs/spine/07g_mamba3.ipynb #4e08049d
-@patch
-def _ssm_inputs(self:Mamba3Block, u:Tensor): # (b, l, d_model)
-    "Split and shape the input projection: z, x (b, l, h, p); B, C (b, l, h, r, n); raw dt, A, lambda (b, l, h); angles (b, l, m)."
-    c, (b, l, _) = self.config, u.shape
-    z, x, B, C, dd_dt, dd_A, trap, ang = self.in_proj(u).split(self.splits, -1)
-    heads = lambda t, norm, bias: (norm(t.view(b, l, c.rank, c.ngroups, c.d_state)).repeat_interleave(c.nheads // c.ngroups, 3)
-                                   + bias.transpose(0, 1)).transpose(2, 3)   # (b, l, h, r, n)
-    hp = lambda t: t.view(b, l, c.nheads, c.headdim)
-    return hp(z), hp(x), heads(B, self.B_norm, self.B_bias), heads(C, self.C_norm, self.C_bias), dd_dt, dd_A, trap, ang
+    def _ssm_inputs(self, u:Tensor): # (b, l, d_model)
+        "Split and shape the input projection: z, x (b, l, h, p); B, C (b, l, h, r, n); raw dt, A, lambda (b, l, h); angles (b, l, m)."
+        c, (b, l, _) = self.config, u.shape
+        z, x, B, C, dd_dt, dd_A, trap, ang = self.in_proj(u).split(self.splits, -1)
+        heads = lambda t, norm, bias: (norm(t.view(b, l, c.rank, c.ngroups, c.d_state)).repeat_interleave(c.nheads // c.ngroups, 3)
+                                       + bias.transpose(0, 1)).transpose(2, 3)   # (b, l, h, r, n)
+        hp = lambda t: t.view(b, l, c.nheads, c.headdim)
+        return hp(z), hp(x), heads(B, self.B_norm, self.B_bias), heads(C, self.C_norm, self.C_bias), dd_dt, dd_A, trap, ang
+
+    def zero_state(self, batch_size:int, dtype, device) -> dict: # rows; dtype and device of the state
+        "This block's part of an empty cache: angles (b, h, m), SSM state (b, h, p, n), last rotated B (b, r, h, n), last x (b, h, p)."
+        c, z = self.config, lambda *s: torch.zeros(batch_size, *s, dtype=dtype, device=device)
+        return dict(angle_states=z(c.nheads, c.num_rope_angles), ssm_states=z(c.nheads, c.headdim, c.d_state),
+                    k_states=z(c.rank, c.nheads, c.d_state), v_states=z(c.nheads, c.headdim))
+
+    def step(self, x:Tensor, cache, layer:int): # (b, d_model); the cache to continue from and update; index of this block
+        "One token: `forward` on a segment of length 1 with the sequential scan."
+        return self(x[:, None], cache, layer, backend="sequential")[:, 0]
 
 # %% ../../nbs/spine/07g_mamba3.ipynb #fa5df7d2
 @patch
@@ -271,7 +252,7 @@ def forward(self:Mamba3Block, u:Tensor, # (b, l, d_model)
 
 # %% ../../nbs/spine/07g_mamba3.ipynb #e84cf3a7
 @dataclass
-class Mamba3Cache:
+class Mamba3Cache(LayerCache):
     "Per-layer decoding state of a batch, plus the number of tokens consumed."
     angle_states: list  # n_layer tensors (b, h, m)
     ssm_states: list  # n_layer tensors (b, h, p, n)
@@ -279,68 +260,7 @@ class Mamba3Cache:
     v_states: list  # n_layer tensors (b, h, p): the last token's x
     seqlen: int = 0  # tokens seen so far
 
-    @classmethod
-    def cat(cls, caches:list): # caches of the same model
-        "One cache for the rows of several, concatenated along the batch."
-        cat = lambda name: [torch.cat(ts, 0) for ts in zip(*(getattr(c, name) for c in caches))]
-        return cls(cat("angle_states"), cat("ssm_states"), cat("k_states"), cat("v_states"), max(c.seqlen for c in caches))
 
-# %% ../../nbs/spine/07g_mamba3.ipynb #7c8a2cb3
-class Mamba3Residual(nn.Module):
-    "Pre-norm residual wrapper: x + mixer(norm(x))."
-    def __init__(self, config:Mamba3Config):
-        super().__init__()
-        self.norm, self.mixer = RMSNorm(config.d_model, config.rms_norm_eps), Mamba3Block(config)
-        self.residual_in_fp32 = config.residual_in_fp32
-    def forward(self, x, cache=None, layer=0, backend=None):
-        res = x.float() if self.residual_in_fp32 and x.dtype in (torch.float16, torch.bfloat16) else x
-        return res + self.mixer(self.norm(x), cache, layer, backend)
-
-class Mamba3Backbone(nn.Module):
-    "Embedding, residual Mamba-3 layers and the final norm."
-    def __init__(self, config:Mamba3Config):
-        super().__init__()
-        self.embedding = nn.Embedding(config.vocab_size_padded, config.d_model)
-        self.layers = nn.ModuleList(Mamba3Residual(config) for _ in range(config.n_layer))
-        self.norm_f = RMSNorm(config.d_model, config.rms_norm_eps)
-
-class Mamba3LM(nn.Module):
-    "A Mamba-3 language model: `Mamba3LM(config)(input_ids) -> logits (b, l, vocab_size)`."
-    def __init__(self, config:Mamba3Config):
-        super().__init__()
-        self.config, self.backbone = config, Mamba3Backbone(config)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size_padded, bias=False)
-        nn.init.normal_(self.backbone.embedding.weight, std=0.02)
-        with torch.no_grad():
-            for layer in self.backbone.layers: layer.mixer.out_proj.weight /= math.sqrt(config.n_layer)
-        if config.tie_embeddings: self.lm_head.weight = self.backbone.embedding.weight
-
-# %% ../../nbs/spine/07g_mamba3.ipynb #fbbf4af7
-@patch
-def forward(self:Mamba3LM, input_ids:Tensor, # (b, l) token ids
-            cache:Mamba3Cache|None=None, # continue from this cache's state and update it (prefill)
-            backend:str|None=None): # scan backend; None: config.scan_backend
-    "Logits (b, l, vocab_size) for every position."
-    check_token_ids(input_ids, self.config.vocab_size, 2)
-    x = self.backbone.embedding(input_ids)                                  # (b, l, d_model)
-    for i, layer in enumerate(self.backbone.layers): x = layer(x, cache, i, backend)
-    if cache is not None: cache.seqlen += input_ids.shape[1]
-    logits = self.lm_head(self.backbone.norm_f(x).to(self.lm_head.weight.dtype))
-    return logits[..., :self.config.vocab_size]
-
-@patch
-def allocate_cache(self:Mamba3LM, batch_size:int, # sequences decoded together
-                   dtype=None) -> Mamba3Cache: # state dtype; default fp32 (fp64 for an fp64 model)
-    "A zero cache: the state before any token."
-    c, w = self.config, self.lm_head.weight
-    dtype = dtype or torch.promote_types(w.dtype, torch.float32)
-    z = lambda *s: [torch.zeros(batch_size, *s, dtype=dtype, device=w.device) for _ in range(c.n_layer)]
-    return Mamba3Cache(z(c.nheads, c.num_rope_angles), z(c.nheads, c.headdim, c.d_state), z(c.rank, c.nheads, c.d_state), z(c.nheads, c.headdim))
-
-@patch
-def step(self:Mamba3LM, input_ids:Tensor, # (b,) or (b, 1): the next token of each sequence
-         cache:Mamba3Cache) -> Tensor: # updated in place
-    "Logits (b, vocab_size) for one new token, in constant time and memory."
-    if input_ids.ndim == 2 and input_ids.shape[1] == 1: input_ids = input_ids[:, 0]
-    check_token_ids(input_ids, self.config.vocab_size, 1)
-    return self(input_ids[:, None], cache, backend="sequential")[:, 0]
+class Mamba3LM(MixerLM):
+    "A Mamba-3 language model: `Mamba3LM(config)(input_ids) -> logits (b, l, vocab_size)`; `forward(ids, cache, backend=...)` picks the scan."
+    mixer_cls, cache_cls, fresh_cache_only = Mamba3Block, Mamba3Cache, False

@@ -4,16 +4,16 @@
 
 # %% ../../nbs/spine/06_sparse.ipynb #e8a68f03
 from __future__ import annotations
-import re, math, importlib
+import re, math
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 # %% auto #0
-__all__ = ['SUFFIX', 'PRUNABLE', 'SHRINK_METHODS', 'PROVIDERS', 'parse_pattern', 'make_mask', 'get_mask', 'apply_mask',
-           'masked_parameters', 'remove_mask', 'prunable_linears', 'activation_norms', 'prune', 'sparsity_report',
-           'prune_state', 'cubic_sparsity', 'GradualPruner', 'GradualPruningCB', 'register_shrink', 'register_compress',
-           'shrink', 'compress']
+__all__ = ['SUFFIX', 'PRUNABLE', 'SHRINK_METHODS', 'parse_pattern', 'make_mask', 'get_mask', 'apply_mask', 'masked_parameters',
+           'remove_mask', 'prunable_linears', 'activation_norms', 'prune', 'sparsity_report', 'prune_state',
+           'cubic_sparsity', 'GradualPruner', 'GradualPruningCB', 'register_shrink', 'register_compress', 'shrink',
+           'compress']
 
 # %% ../../nbs/spine/06_sparse.ipynb #aee872fe
 def parse_pattern(pattern:str, # "unstructured", "N:M" such as "2:4", "block" or "blockRxC"
@@ -266,7 +266,6 @@ class GradualPruningCB:
 
 # %% ../../nbs/spine/06_sparse.ipynb #2a641025
 SHRINK_METHODS = ("magnitude", "wanda", "taylor")  # how a unit's importance is scored
-PROVIDERS = ["sparse_ssm.model.sparse_kernel", "sparse_ssm.model.shrink"]  # modules that register implementations
 _SHRINKERS, _COMPRESSORS = {}, {}  # {(class, unit): fn}, {class: fn}
 
 def register_shrink(cls:type, # the model class, e.g. MambaLM
@@ -280,16 +279,10 @@ def register_compress(cls:type): # the module class (nn.Module: any model)
     def deco(fn): _COMPRESSORS[cls] = fn; return fn
     return deco
 
-def _load_providers():
-    for name in PROVIDERS:
-        try: importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name: raise  # a provider that exists but fails to import is a real error
 
 # %% ../../nbs/spine/06_sparse.ipynb #baf6f5b3
 def _units(model):
     "{unit: fn} registered for the most specific class of `model` that has any."
-    _load_providers()
     for cls in type(model).__mro__:
         units = {u: f for (c, u), f in _SHRINKERS.items() if c is cls}
         if units: return units
@@ -318,7 +311,6 @@ def shrink(model:nn.Module, # a model whose class has a registered shrink (Mamba
 def compress(model:nn.Module, # a pruned model (masks attached), used for inference only
              **kw): # options of the registered implementation (chapter 06b: `min_sparsity`, `layout`)
     "Hold the pruned (masked) matrices of `model` in a sparse form for inference, in place: no dense copy, no mask."
-    _load_providers()
     fn = next((_COMPRESSORS[c] for c in type(model).__mro__ if c in _COMPRESSORS), None)
-    if fn is None: raise ValueError(f"no compress is registered for {type(model).__name__}")
+    if fn is None: raise ValueError(f"no compress is registered for {type(model).__name__}: importing sparse_ssm.model registers the package's (chapter 06b)")
     return fn(model, **kw)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 from .sparse import apply_mask, masked_parameters, make_mask, get_mask, remove_mask
-from .scan import median_wall, machine_info
+from .._core import median_wall, machine_info
 
 # %% auto #0
 __all__ = ['SUFFIXES', 'SPARSE_MATMUL_SHAPES', 'compress', 'decompress', 'sparse_state_dict', 'expand_sparse_state_dict',

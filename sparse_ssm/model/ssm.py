@@ -116,49 +116,42 @@ class S4DLayer(nn.Module):
     def _check_mode(mode):
         if mode not in ("conv", "recurrent"): raise ValueError(f"unknown mode {mode!r}: use 'conv' or 'recurrent'")
 
-# %% ../../nbs/spine/03_ssm.ipynb #8a8b4a2f
-@patch
-def _ssm_params(self:S4DLayer):
-    "Continuous (A, B, C) (d, n'), complex for complex inits, and the step dt (d,)."
-    A = -torch.exp(self.A_log)
-    if self.complex:
-        return torch.complex(A, self.A_im), torch.view_as_complex(self.B), torch.view_as_complex(self.C), self.log_dt.exp()
-    return A, self.B, self.C, self.log_dt.exp()
+    def _ssm_params(self):
+        "Continuous (A, B, C) (d, n'), complex for complex inits, and the step dt (d,)."
+        A = -torch.exp(self.A_log)
+        if self.complex:
+            return torch.complex(A, self.A_im), torch.view_as_complex(self.B), torch.view_as_complex(self.C), self.log_dt.exp()
+        return A, self.B, self.C, self.log_dt.exp()
 
-@patch
-def _discrete(self:S4DLayer):
-    "Discretized (Ab, Bb) (d, n') and C (d, n')."
-    A, B, C, dt = self._ssm_params()
-    Ab, Bb = discretize(A, B, dt, self.method, diagonal=True)  # (d, n'), (d, n')
-    return Ab, Bb, C
+    def _discrete(self):
+        "Discretized (Ab, Bb) (d, n') and C (d, n')."
+        A, B, C, dt = self._ssm_params()
+        Ab, Bb = discretize(A, B, dt, self.method, diagonal=True)  # (d, n'), (d, n')
+        return Ab, Bb, C
 
-@patch
-def kernel(self:S4DLayer, L:int # length
-          )->torch.Tensor: # (d, L) real kernel
-    "The SSM kernel of every channel, with the conjugate pairs folded in."
-    Ab, Bb, C = self._discrete()
-    K = ssm_kernel(Ab, Bb, C, L, diagonal=True)  # (d, L)
-    return 2 * K.real if self.complex else K
+    def kernel(self, L:int # length
+              )->torch.Tensor: # (d, L) real kernel
+        "The SSM kernel of every channel, with the conjugate pairs folded in."
+        Ab, Bb, C = self._discrete()
+        K = ssm_kernel(Ab, Bb, C, L, diagonal=True)  # (d, L)
+        return 2 * K.real if self.complex else K
 
-# %% ../../nbs/spine/03_ssm.ipynb #028e5f16
-@patch
-def _ssm_step(self:S4DLayer, u_t, state, Ab, Bb, C):
-    "One recurrence step: u_t (b, d), state (b, d, n') -> y_t (b, d) before the output mix, new state."
-    state = Ab * state + Bb * u_t[..., None]  # (b, d, n')
-    y = (C * state).sum(-1)  # (b, d)
-    return (2 * y.real if self.complex else y) + self.D * u_t, state
+    def _ssm_step(self, u_t, state, Ab, Bb, C):
+        "One recurrence step: u_t (b, d), state (b, d, n') -> y_t (b, d) before the output mix, new state."
+        state = Ab * state + Bb * u_t[..., None]  # (b, d, n')
+        y = (C * state).sum(-1)  # (b, d)
+        return (2 * y.real if self.complex else y) + self.D * u_t, state
 
-@patch
-def _mix(self:S4DLayer, y):
-    "GELU, then the gated linear mix across channels: (..., d) -> (..., d)."
-    return F.glu(self.out_proj(F.gelu(y)), dim=-1)
+    def _mix(self, y):
+        "GELU, then the gated linear mix across channels: (..., d) -> (..., d)."
+        return F.glu(self.out_proj(F.gelu(y)), dim=-1)
 
-@patch
-def init_state(self:S4DLayer, batch_size:int # b
-              )->torch.Tensor: # (b, d, n') zeros
-    "A zero state for `step`."
-    Ab, _, _ = self._discrete()
-    return torch.zeros(batch_size, *Ab.shape, dtype=Ab.dtype, device=Ab.device)
+    def init_state(self, batch_size:int # b
+                  )->torch.Tensor: # (b, d, n') zeros
+        "A zero state for `step`."
+        Ab, _, _ = self._discrete()
+        return torch.zeros(batch_size, *Ab.shape, dtype=Ab.dtype, device=Ab.device)
+
 
 # %% ../../nbs/spine/03_ssm.ipynb #89b5f142
 @patch

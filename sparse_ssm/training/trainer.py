@@ -6,7 +6,6 @@
 from __future__ import annotations
 import contextlib, math, os, signal, sys, threading, time
 from pathlib import Path
-from fastcore.basics import patch
 import torch
 from torch import nn
 import torch.distributed as dist
@@ -45,6 +44,13 @@ def _next(dl):
     except (StopIteration, TypeError):
         dl._sparse_ssm_it = iter(dl); return next(dl._sparse_ssm_it)
 
+def _all_finite(flag: bool) -> bool:
+    "True only when `flag` holds on every process."
+    if not (dist.is_available() and dist.is_initialized()): return flag
+    t = torch.tensor([0.0 if flag else 1.0]); dist.all_reduce(t)
+    return t.item() == 0
+
+
 # %% ../../nbs/annex/17_trainer.ipynb #5169cf8f
 class Learner:
     "The training loop; everything else lives in callbacks."
@@ -75,71 +81,62 @@ class Learner:
             f = getattr(cb, name, None)
             if f is not None: f(self)
 
-# %% ../../nbs/annex/17_trainer.ipynb #4544ed28
-def _all_finite(flag: bool) -> bool:
-    "True only when `flag` holds on every process."
-    if not (dist.is_available() and dist.is_initialized()): return flag
-    t = torch.tensor([0.0 if flag else 1.0]); dist.all_reduce(t)
-    return t.item() == 0
+    def one_step(self):
+        "Accumulate gradients over `grad_accum` micro-batches, clip, guard, and step."
+        self.model.train(); self.opt.zero_grad(set_to_none=True)
+        loss_sum, ntok = 0.0, 0
+        for i in range(self.grad_accum):
+            x, y = (t.to(self.device) for t in _next(self.train_dl))
+            sync = i == self.grad_accum - 1 or not hasattr(self.model, "no_sync")
+            with (contextlib.nullcontext() if sync else self.model.no_sync()):
+                with (self.autocast() if self.autocast else contextlib.nullcontext()):
+                    loss = self.loss_func(self.model(x), y)
+                l = loss / self.grad_accum
+                (self.scaler.scale(l) if self.scaler else l).backward()
+            loss_sum += loss.item(); ntok += y.numel()
+        if self.scaler: self.scaler.unscale_(self.opt)
+        gnorm = clip_grad_norm(self.model.parameters(), self.clip)
+        loss = loss_sum / self.grad_accum
+        ok = _all_finite(math.isfinite(loss) and math.isfinite(gnorm))
+        if ok:
+            if self.scaler: self.scaler.step(self.opt); self.scaler.update()
+            else: self.opt.step()
+            if self.sched is not None: self.sched.step()
+            self.bad_steps = 0
+        else:
+            self.opt.zero_grad(set_to_none=True); self.bad_steps += 1
+            if self.scaler: self.scaler.update()
+        return loss, gnorm, ntok, ok
 
-@patch
-def one_step(self:Learner):
-    "Accumulate gradients over `grad_accum` micro-batches, clip, guard, and step."
-    self.model.train(); self.opt.zero_grad(set_to_none=True)
-    loss_sum, ntok = 0.0, 0
-    for i in range(self.grad_accum):
-        x, y = (t.to(self.device) for t in _next(self.train_dl))
-        sync = i == self.grad_accum - 1 or not hasattr(self.model, "no_sync")
-        with (contextlib.nullcontext() if sync else self.model.no_sync()):
-            with (self.autocast() if self.autocast else contextlib.nullcontext()):
-                loss = self.loss_func(self.model(x), y)
-            l = loss / self.grad_accum
-            (self.scaler.scale(l) if self.scaler else l).backward()
-        loss_sum += loss.item(); ntok += y.numel()
-    if self.scaler: self.scaler.unscale_(self.opt)
-    gnorm = clip_grad_norm(self.model.parameters(), self.clip)
-    loss = loss_sum / self.grad_accum
-    ok = _all_finite(math.isfinite(loss) and math.isfinite(gnorm))
-    if ok:
-        if self.scaler: self.scaler.step(self.opt); self.scaler.update()
-        else: self.opt.step()
-        if self.sched is not None: self.sched.step()
-        self.bad_steps = 0
-    else:
-        self.opt.zero_grad(set_to_none=True); self.bad_steps += 1
-        if self.scaler: self.scaler.update()
-    return loss, gnorm, ntok, ok
+    def fit(self, max_steps: int): # total optimizer steps, counted from step 0
+        "Train until `self.step == max_steps` or a callback cancels."
+        self.max_steps = max_steps
+        try:
+            self.callback("before_fit")
+            while self.step < self.max_steps:
+                self.callback("before_step")
+                t0 = time.perf_counter()
+                loss, gnorm, ntok, ok = self.one_step()
+                dt = time.perf_counter() - t0
+                self.step += 1; self.elapsed += dt
+                world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+                if world > 1:  # report the mean loss over processes
+                    t = torch.tensor([loss], dtype=torch.float64); dist.all_reduce(t); loss = t.item() / world
+                self.metrics = dict(train_loss=loss, grad_norm=gnorm, lr=self.opt.param_groups[0]["lr"],
+                                    tok_s=ntok * world / max(dt, 1e-9), skipped=0.0 if ok else 1.0)
+                if not ok:
+                    print(f"step {self.step}: non-finite loss ({loss}) or grad norm ({gnorm}); update skipped "
+                          f"({self.bad_steps}/{self.max_bad_steps} in a row)", file=sys.stderr)
+                    if self.bad_steps >= self.max_bad_steps:
+                        raise NonFiniteLossError(f"{self.bad_steps} consecutive non-finite steps at step {self.step}; "
+                                                 "lower the learning rate, enable clipping, or check the data")
+                self.callback("after_step")
+            self.callback("after_fit")
+        except CancelFitException: self.callback("after_fit")
+        except FitInterrupted: self.callback("after_interrupt"); raise
+        finally: self.callback("cleanup_fit")
+        return self
 
-# %% ../../nbs/annex/17_trainer.ipynb #22ca521b
-@patch
-def fit(self:Learner, max_steps: int): # total optimizer steps, counted from step 0
-    "Train until `self.step == max_steps` or a callback cancels."
-    self.max_steps = max_steps
-    try:
-        self.callback("before_fit")
-        while self.step < self.max_steps:
-            self.callback("before_step")
-            t0 = time.perf_counter()
-            loss, gnorm, ntok, ok = self.one_step()
-            dt = time.perf_counter() - t0
-            self.step += 1; self.elapsed += dt
-            world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-            if world > 1:  # report the mean loss over processes
-                t = torch.tensor([loss], dtype=torch.float64); dist.all_reduce(t); loss = t.item() / world
-            self.metrics = dict(train_loss=loss, grad_norm=gnorm, lr=self.opt.param_groups[0]["lr"],
-                                tok_s=ntok * world / max(dt, 1e-9), skipped=0.0 if ok else 1.0)
-            if not ok:
-                print(f"step {self.step}: non-finite loss ({loss}) or grad norm ({gnorm}); update skipped "
-                      f"({self.bad_steps}/{self.max_bad_steps} in a row)", file=sys.stderr)
-                if self.bad_steps >= self.max_bad_steps:
-                    raise NonFiniteLossError(f"{self.bad_steps} consecutive non-finite steps at step {self.step}; "
-                                             "lower the learning rate, enable clipping, or check the data")
-            self.callback("after_step")
-        self.callback("after_fit")
-    except CancelFitException: self.callback("after_fit")
-    except FitInterrupted: self.callback("after_interrupt"); raise
-    finally: self.callback("cleanup_fit")
-    return self
 
 # %% ../../nbs/annex/17_trainer.ipynb #17f56f18
 def _val_batches(dl, max_batches):

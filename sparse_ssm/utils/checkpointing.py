@@ -8,7 +8,7 @@ import hashlib, io, json, os, random, re, tempfile
 from pathlib import Path
 import numpy as np
 import torch
-from ..model.pretrained import atomic_write
+from .._core import atomic_write
 
 
 # %% auto #0

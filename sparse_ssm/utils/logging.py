@@ -6,7 +6,6 @@
 from __future__ import annotations
 import csv, json, math, os, shutil, time
 from pathlib import Path
-from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['MetricLogger', 'read_metrics']
@@ -40,33 +39,29 @@ class MetricLogger:
             except Exception as e:
                 if tensorboard: raise ImportError(f"TensorBoard requested but unavailable ({e}); pip install tensorboard") from e
 
-# %% ../../nbs/annex/15_logging.ipynb #f5d892e3
-@patch
-def log(self:MetricLogger, step: int, # the optimizer step the record belongs to
-         **metrics): # name=value pairs (numbers)
-    "Write one record."
-    if not self.enabled: return
-    t = time.time()
-    rec = {"step": int(step), **{k: _finite(float(v)) for k, v in metrics.items()}, "time": t}
-    self._jsonl.write(json.dumps(rec) + "\n"); self._jsonl.flush()
-    for k, v in metrics.items(): self._csv.writerow([int(step), k, "" if _finite(float(v)) is None else float(v), t])
-    self._csvf.flush()
-    if self.tb is not None:
-        for k, v in metrics.items():
-            if _finite(float(v)) is not None: self.tb.add_scalar(k, float(v), int(step))
+    def log(self, step: int, # the optimizer step the record belongs to
+             **metrics): # name=value pairs (numbers)
+        "Write one record."
+        if not self.enabled: return
+        t = time.time()
+        rec = {"step": int(step), **{k: _finite(float(v)) for k, v in metrics.items()}, "time": t}
+        self._jsonl.write(json.dumps(rec) + "\n"); self._jsonl.flush()
+        for k, v in metrics.items(): self._csv.writerow([int(step), k, "" if _finite(float(v)) is None else float(v), t])
+        self._csvf.flush()
+        if self.tb is not None:
+            for k, v in metrics.items():
+                if _finite(float(v)) is not None: self.tb.add_scalar(k, float(v), int(step))
 
-@patch
-def close(self:MetricLogger):
-    "Close the files."
-    if not self.enabled: return
-    self._jsonl.close(); self._csvf.close()
-    if self.tb is not None: self.tb.close()
+    def close(self):
+        "Close the files."
+        if not self.enabled: return
+        self._jsonl.close(); self._csvf.close()
+        if self.tb is not None: self.tb.close()
 
-@patch
-def __enter__(self:MetricLogger): return self
+    def __enter__(self): return self
 
-@patch
-def __exit__(self:MetricLogger, *exc): self.close()
+    def __exit__(self, *exc): self.close()
+
 
 # %% ../../nbs/annex/15_logging.ipynb #c181f574
 def read_metrics(dir, # a run folder written by `MetricLogger`
