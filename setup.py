@@ -24,7 +24,7 @@ setuptools.setup(
     include_package_data=True,
     package_data={"sparse_ssm": ["presets/*.yaml", "csrc/*"]},
     install_requires=reqs("requirements"),
-    extras_require={"dev": reqs("dev_requirements")},
+    extras_require={"dev": reqs("dev_requirements"), "bench": reqs("bench_requirements")},
     entry_points={"nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
     classifiers=[

@@ -11,7 +11,7 @@ from fastcore.script import call_parse
 from .model.mamba import MambaConfig, MambaLM
 from .model.sparse import prune, masked_parameters, sparsity_report
 from .model.sparse_storage import sparse_state_dict, state_bytes, to_sparse_compute
-from ._core import median_wall
+from ._core import median_wall, provenance, write_record, read_record
 from .dataset.tokenizer import ByteTokenizer
 from .dataset.dataloader import default_corpus, train_val_split, LMLoader
 from .training.optimizer import make_optimizer, make_scheduler
@@ -22,11 +22,11 @@ from .dataset.tasks import AssociativeRecall, answer_accuracy
 from .inference.inference import generate_ids, greedy_steps
 
 # %% auto #0
-__all__ = ['PATTERNS', 'FAMILIES', 'BLOCK', 'MQAR', 'sweep_data', 'train_lm', 'tokens_per_second', 'measure', 'run_sweep',
-           'print_sweep', 'plot_sweep', 'make_variant', 'train_flops', 'TaskStream', 'mqar_accuracy', 'quality_seed',
-           'speed_models', 'proj_bytes', 'speed_rows', 'runtime_speed_rows', 'build_kind', 'memory_child',
-           'memory_rows', 'main', 'quality_table', 'print_quality', 'print_speed', 'print_memory', 'speed',
-           'plot_runtime']
+__all__ = ['PATTERNS', 'FAMILIES', 'BLOCK', 'MQAR', 'SWEEP_MEASURES', 'sweep_data', 'train_lm', 'tokens_per_second', 'measure',
+           'run_sweep', 'print_sweep', 'plot_sweep', 'make_variant', 'train_flops', 'TaskStream', 'mqar_accuracy',
+           'quality_seed', 'speed_models', 'proj_bytes', 'speed_rows', 'runtime_speed_rows', 'build_kind',
+           'memory_child', 'memory_rows', 'main', 'read_results', 'quality_table', 'print_quality', 'print_speed',
+           'print_memory', 'speed', 'plot_runtime']
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #fda7be94
 def sweep_data(seq_len:int=128, batch_size:int=16, max_chars:int|None=None, seed:int=0):
@@ -274,29 +274,50 @@ def memory_rows(shape:str="130m", kinds=("dense", "masked 0.7", "compressed 0.7"
     return rows
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #e6352f8d
+_MODEL = ["sparse_ssm/model/mamba.py", "sparse_ssm/model/selective_param.py", "sparse_ssm/model/sparse.py", "sparse_ssm/model/shrink.py",
+          "sparse_ssm/sparsity_sweep.py"]
+SWEEP_MEASURES = {  # part -> the files whose code its figures measure (the record's fingerprint)
+    "quality": _MODEL + ["sparse_ssm/model/scan.py", "sparse_ssm/training/trainer.py", "sparse_ssm/training/optimizer.py",
+                         "sparse_ssm/dataset/dataloader.py", "sparse_ssm/dataset/tasks.py"],
+    "speed": _MODEL + ["sparse_ssm/model/scan.py", "sparse_ssm/model/scan_cpu.py", "sparse_ssm/model/sparse_kernel.py",
+                       "sparse_ssm/inference/inference.py", "sparse_ssm/inference/decode_cpu.py"] +
+             [f"sparse_ssm/csrc/{f}" for f in ("sparse.cpp", "sparse_rows.h", "decode.cpp", "decode.h", "decode_step.h",
+                                               "scan.cpp", "scan.h", "scan_kernel.h", "common.h", "kernels.h")],
+    "memory": _MODEL + ["sparse_ssm/model/sparse_kernel.py", "sparse_ssm/inference/inference.py", "sparse_ssm/inference/decode_cpu.py"],
+}
+
 @call_parse
-def main(out:str="data/sparsity_runtime.json", # results (JSON), updated after every part
+def main(out:str="data", # folder of the records, one per part: sparsity_quality.json, sparsity_speed.json, sparsity_memory.json
          part:str="all", # quality, speed, memory or all
          seeds:int=3, # seeds of the quality runs
          steps:int=250, # training steps of each quality run
          quick:bool=False): # a miniature of every part (for the tests)
-    "Run the redone sparsity experiment and write its results to `out`."
+    "Run the redone sparsity experiment and write each part's results as a record (`write_record`: with its provenance) in `out`."
     if (part in ("speed", "all") and not quick and os.environ.get("OMP_WAIT_POLICY", "").lower() != "passive"
             and Path(sys.argv[0]).name == "sparsity_sweep.py"):  # run as a command: idle OpenMP workers must sleep (chapter 40), read at start
         os.execve(sys.executable, [sys.executable, "-m", "sparse_ssm.sparsity_sweep", *sys.argv[1:]], {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
-    path = Path(out); res = json.loads(path.read_text()) if path.exists() else {}
-    def save(): path.parent.mkdir(parents=True, exist_ok=True); path.write_text(json.dumps(res, indent=1))
+    opts = (f" --seeds {seeds}" if seeds != 3 else "") + (f" --steps {steps}" if steps != 250 else "") + (" --quick" if quick else "") + (f" --out {out}" if out != "data" else "")
+    def save(p, figures, prov):
+        write_record(Path(out) / f"sparsity_{p}.json", figures, prov, SWEEP_MEASURES[p]); print(f"wrote {Path(out) / f'sparsity_{p}.json'}", flush=True)
     log = lambda r: print(r, flush=True)
     if part in ("quality", "all"):
+        prov = provenance(f"python -m sparse_ssm.sparsity_sweep --part quality{opts}")  # taken before the part runs
         kw = dict(d_model=16, n_layer=1, steps=3, recover=1, recover_half=2, batch_size=2, seq_len=32, val_batches=1, mqar_steps=3,
                   families={"channels": (0.5,), "unstructured": (0.5,)}) if quick else dict(steps=steps)
-        res["quality"] = []
-        for s in range(seeds): res["quality"].append(quality_seed(s, log=log, **kw)); save()
+        q = []
+        for s in range(seeds): q.append(quality_seed(s, log=log, **kw)); save("quality", dict(quality=q, seeds=seeds, steps=steps, quick=quick), prov)
     if part in ("speed", "all"):
-        res["speed"] = runtime_speed_rows(quick, log); save()
+        prov = provenance(f"python -m sparse_ssm.sparsity_sweep --part speed{opts}")
+        save("speed", dict(speed=runtime_speed_rows(quick, log), quick=quick), prov)
     if part in ("memory", "all"):
-        res["memory"] = memory_rows("tiny" if quick else "130m", tokens=4 if quick else 16, log=log); save()
-    print(f"wrote {out}")
+        prov = provenance(f"python -m sparse_ssm.sparsity_sweep --part memory{opts}")
+        save("memory", dict(memory=memory_rows("tiny" if quick else "130m", tokens=4 if quick else 16, log=log), quick=quick), prov)
+
+def read_results(folder="data", # the folder `main` wrote to
+                 parts=("speed", "memory")) -> tuple: # the parts to read (this repository keeps no quality record)
+    "The parts' figures as one dict {part: figures}, and their records {part: record}."
+    recs = {p: read_record(Path(folder) / f"sparsity_{p}.json") for p in parts}
+    return {p: r["figures"][p] for p, r in recs.items()}, recs
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #c072e7a4
 def _ms(xs): 
@@ -341,10 +362,12 @@ def speed(res, shape, model, key="decode_tok_s"):
 
 # %% ../nbs/annex/32_sparsity_sweep.ipynb #2ad17e61
 def plot_runtime(res:dict):
-    "Quality (bpb and MQAR after recovery) against the amount removed, and decoding speed against sparsity."
+    "Quality (bpb and MQAR after recovery, when `res` has it) against the amount removed, and decoding speed against sparsity."
     import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, 3, figsize=(15, 4)); qt = quality_table(res); dense = qt[0]
-    for ax, j, name in ((axs[0], 3, "held-out bits per byte"), (axs[1], 5, "MQAR accuracy")):
+    qual = "quality" in res
+    fig, axs = plt.subplots(1, 3 if qual else 1, figsize=(15 if qual else 5.5, 4)); axs = axs if qual else [None, None, axs]
+    qt = quality_table(res) if qual else []; dense = qt[0] if qual else None
+    for ax, j, name in ((axs[0], 3, "held-out bits per byte"), (axs[1], 5, "MQAR accuracy")) if qual else ():
         for fam in [f for f in dict.fromkeys(r[0] for r in qt) if f != "dense"]:
             pts = [(0.0, dense[j])] + [(r[1], r[j]) for r in qt if r[0] == fam]
             ax.errorbar([p[0] for p in pts], [p[1][0] for p in pts], yerr=[p[1][1] for p in pts], marker="o", capsize=3, label=fam)

@@ -21,13 +21,22 @@ LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+\.ipynb)\)")
 def _cells(nb_path=NBS / "index.ipynb"): return json.loads(pathlib.Path(nb_path).read_text())["cells"]
 def _src(c): return "".join(c["source"]).strip()
 
+FIGURES = "<!-- bench-figures -->"  # in the index: replaced by the benchmark table rendered from data/bench_*.json
+
+def _figures(src):
+    "The index's text with the benchmark-table marker replaced by the table that chapter 40 renders from the records."
+    if FIGURES not in src: return src
+    sys.path.insert(0, str(ROOT))
+    from sparse_ssm.bench import figures_table
+    return src.replace(FIGURES, figures_table(ROOT / "data"))
+
 def render_readme(nb_path=NBS / "index.ipynb"):
     "README.md's text: markdown cells as they are, notebook links made relative to the repo root."
     out = []
     for c in _cells(nb_path):
         src = _src(c)
         if not src: continue
-        if c["cell_type"] == "markdown": out.append(LINK.sub(lambda m: f"[{m[1]}](nbs/{m[2]})", src))
+        if c["cell_type"] == "markdown": out.append(LINK.sub(lambda m: f"[{m[1]}](nbs/{m[2]})", _figures(src)))
         elif c["cell_type"] == "code" and not src.startswith("#|"): out.append(f"```python\n{src}\n```")
     return HEADER + "\n\n" + "\n\n".join(out) + "\n"
 

@@ -96,6 +96,7 @@ def plan_for(model) -> StepPlan:
 
 def _call_args(model, cache) -> tuple|None:
     "(kernel, plan, the per-layer tensors with this cache's states), or None when the kernel does not take this model or cache."
+    if type(model.backbone.embedding) is not nn.Embedding: return None  # e.g. quantized (chapter 07k): PyTorch's step, nothing gathered
     plan = plan_for(model)
     if not plan.ok or len(cache.conv_states) != plan.n_layer: return None
     if (ext := load_kernels()) is None: decode_kernel_available(); return None  # which warns once, with the reason

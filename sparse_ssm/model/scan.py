@@ -360,7 +360,7 @@ class SelectiveSSM(nn.Module):
     "Selective SSM (S6): x (b, l, d_inner) -> y (b, l, d_inner), parameters computed from x."
     def __init__(self, d_inner:int, # channels d
                  d_state:int=16, # state size n
-                 dt_rank:int=None, # rank r of the step-size projection; None: ceil(d_inner / 16)
+                 dt_rank:int=None, # rank r of the step-size projection; None: ceil(d_inner / 16) (Mamba: ceil(d_model / 16))
                  dt_min=1e-3, dt_max=1e-1, dt_init_floor=1e-4, dt_scale=1.0, # see `dt_proj_init_`
                  A_init="s4d_real", # "s4d_real" or "legs", see `A_log_init`
                  selective_A=False, # input-dependent scale of A

@@ -10,12 +10,12 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .._core import median_wall, machine_info, load_kernels, kernels_status
+from .._core import median_wall, load_kernels, kernels_status, provenance, write_record, read_record
 from .sparse import get_mask, register_compress
 
 # %% auto #0
-__all__ = ['CSR16_FROM', 'pack_csr16', 'pack_bitmask', 'unpack', 'sparse_kernel_available', 'sparse_mm', 'layout_table',
-           'print_layout_table', 'record_layouts', 'choose_layout', 'SparseLinear16', 'resident_bytes',
+__all__ = ['LAYOUT_MEASURES', 'CSR16_FROM', 'pack_csr16', 'pack_bitmask', 'unpack', 'sparse_kernel_available', 'sparse_mm',
+           'layout_table', 'print_layout_table', 'record_layouts', 'choose_layout', 'SparseLinear16', 'resident_bytes',
            'compress_linears']
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #5ba3e1b0
@@ -99,12 +99,17 @@ def print_layout_table(rows):
     print(f"{'sparsity':>8} {'batch':>5} {'dense us':>9} {'csr16 us':>9} {'bitmask us':>10} {'csr16 x':>8} {'bitmask x':>9}  fastest")
     for s, nb, d, c, b in rows: print(f"{s:8.2f} {nb:5d} {d:9.0f} {c:9.0f} {b:10.0f} {d / c:8.2f} {d / b:9.2f}  {'csr16' if c < b else 'bitmask'}")
 
-def record_layouts(path:str|None="data/sparse_layouts.json", # where the figures go (None: only return them)
+LAYOUT_MEASURES = ("sparse_ssm/model/sparse_kernel.py", "sparse_ssm/csrc/sparse.cpp", "sparse_ssm/csrc/sparse_rows.h",
+                   "sparse_ssm/csrc/common.h", "sparse_ssm/csrc/kernels.h")  # the packing, the kernels and their ISA dispatch
+
+def record_layouts(path:str|None="data/sparse_layouts.json", # where the record goes (None: only return the figures)
+                   command:str="python -m sparse_ssm.bench --parts matmul", # the command that reproduces the record
                    **kw) -> dict:
-    "Time `layout_table` (keywords go to it), print it and write it with the machine and the kernel's instruction set."
+    "Time `layout_table` (keywords go to it), print it and write it as a record (`write_record`) with the kernel's instruction set; returns the figures."
+    prov = provenance(command) if path else None  # taken before the run
     rows = layout_table(**kw); print_layout_table(rows)
-    res = dict(machine=machine_info(), isa=load_kernels().isa_level(), rows=[dict(zip(("sparsity", "batch", "dense_us", "csr16_us", "bitmask_us"), r)) for r in rows])
-    if path: Path(path).parent.mkdir(parents=True, exist_ok=True); Path(path).write_text(json.dumps(res, indent=1))
+    res = dict(isa=load_kernels().isa_level(), rows=[dict(zip(("sparsity", "batch", "dense_us", "csr16_us", "bitmask_us"), r)) for r in rows])
+    if path: write_record(path, res, prov, LAYOUT_MEASURES)
     return res
 
 # %% ../../nbs/annex/06b_sparse_kernel.ipynb #a030a729

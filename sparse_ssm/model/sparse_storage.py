@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 from .sparse import apply_mask, masked_parameters, make_mask, get_mask, remove_mask
-from .._core import median_wall, machine_info
+from .._core import median_wall, provenance, write_record, read_record
 
 # %% auto #0
-__all__ = ['SUFFIXES', 'SPARSE_MATMUL_SHAPES', 'compress', 'decompress', 'sparse_state_dict', 'expand_sparse_state_dict',
-           'load_sparse_state_dict', 'state_bytes', 'SparseLinear', 'to_sparse_compute', 'sparse_matmul_table',
-           'print_sparse_matmul_table', 'record_sparse_matmul', 'to_semi_structured']
+__all__ = ['SUFFIXES', 'SPARSE_MATMUL_SHAPES', 'SPARSE_MATMUL_MEASURES', 'compress', 'decompress', 'sparse_state_dict',
+           'expand_sparse_state_dict', 'load_sparse_state_dict', 'state_bytes', 'SparseLinear', 'to_sparse_compute',
+           'sparse_matmul_table', 'print_sparse_matmul_table', 'record_sparse_matmul', 'to_semi_structured']
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #6cf6d779
 def compress(weight:torch.Tensor, # the dense (pruned) weight
@@ -143,17 +143,19 @@ def print_sparse_matmul_table(rows):
 
 # %% ../../nbs/annex/06a_sparse_storage.ipynb #22de916d
 SPARSE_MATMUL_SHAPES = ((1024, 256), (2048, 512), (4096, 1024))  # the in_proj of d_model 256, 512, 1024
+SPARSE_MATMUL_MEASURES = ("sparse_ssm/model/sparse_storage.py", "sparse_ssm/model/sparse.py")  # the timing and the masks it prunes with
 
-def record_sparse_matmul(out:str|None="data/sparse_matmul.json", # where the figures go (None: only return them)
-                         shapes=SPARSE_MATMUL_SHAPES, sparsities=(0.5, 0.9, 0.95, 0.99), tokens:int=2048, log=print) -> dict:
-    "Time `sparse_matmul_table` at each shape, print the tables and write them with the machine they were measured on."
-    res = dict(machine=machine_info(), tokens=tokens, tables={})
+def record_sparse_matmul(out:str|None="data/sparse_matmul.json", # where the record goes (None: only return the figures)
+                         shapes=SPARSE_MATMUL_SHAPES, sparsities=(0.5, 0.9, 0.95, 0.99), tokens:int=2048, log=print,
+                         command:str="python -m sparse_ssm.bench --parts matmul") -> dict: # the command that reproduces the record
+    "Time `sparse_matmul_table` at each shape, print the tables and write them as a record (`write_record`); returns the figures."
+    prov = provenance(command) if out else None  # taken before the run
+    res = dict(tokens=tokens, tables={})
     for o, i in shapes:
         rows = sparse_matmul_table(o, i, tokens, sparsities)
         res["tables"][f"{o}x{i}"] = [dict(zip(("sparsity", "dense_ms", "csr_ms", "bsr_ms", "csr_x", "bsr_x"), r)) for r in rows]
         if log: log(f"{o} x {i} weight, {tokens} tokens"); print_sparse_matmul_table(rows)
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(json.dumps(res, indent=1))
+    if out: write_record(out, res, prov, SPARSE_MATMUL_MEASURES)
     return res
 
 
