@@ -1,5 +1,5 @@
 // The one Python module of sparse_ssm's C++ kernels: the scan and the conv (chapter 05a), the sparse products
-// (chapter 06b), the decoding step (chapter 18a), and the instruction set they all run at. Errors raised in C++
+// (chapter 06b), the decoding steps (chapters 18a-18c), and the instruction set they all run at. Errors raised in C++
 // (TORCH_CHECK) reach Python as RuntimeError, as torch's own bindings do.
 #include <torch/python.h>
 #include "common.h"
@@ -14,6 +14,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv_silu_bwd", torch::wrap_pybind_function(conv_silu_bwd), "its backward: dx, dw, dbias");
   m.def("csr16_mm", torch::wrap_pybind_function(csr16_mm), "x @ W^T for W in CSR16");
   m.def("bitmask_mm", torch::wrap_pybind_function(bitmask_mm), "x @ W^T for W as values + bitmask");
-  m.def("mamba_step", torch::wrap_pybind_function(mamba_step), "one decoding step of a MambaLM");
-  m.def("mamba_greedy", torch::wrap_pybind_function(mamba_greedy), "n greedy decoding steps of a MambaLM");
+  m.def("mamba_decode", torch::wrap_pybind_function(mamba_decode), "one decoding step of a MambaLM, or n chosen tokens");
 }

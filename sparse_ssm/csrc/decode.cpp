@@ -1,110 +1,49 @@
-// One decoding step of a whole MambaLM in one call (chapter 18a): decode_step.h compiled once per instruction
-// set, and the entry points that read the flat argument lists and run the copy for the level in use.
+// Mamba-1's fused decoding step (chapter 18a): its layer, mamba_step.h compiled once per instruction set, and the
+// entry point (decode_driver.h) for this architecture.
 #include "common.h"
 #include "kernels.h"
 #include "decode.h"
 
-#define ISA_BODY "decode_step.h"
-#include "isa_copies.h"
-
-static const float* fptr(const at::Tensor& t, const char* what) {
-  if (!t.numel()) return nullptr;
-  TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu(), what, " must be a contiguous float32 CPU tensor");
-  return t.data_ptr<float>();
-}
-static Lin to_lin(const at::Tensor* t, const int64_t* m) {   // t: values or weight, rowptr, cols or bits, bias; m: kind, out, in
-  Lin L{}; L.kind = (int)m[0]; L.out = m[1]; L.in = m[2]; L.W64 = (L.in + 63) / 64;
-  const float* a = fptr(t[0], "a weight");
-  if (L.kind == 0) { TORCH_CHECK(t[0].numel() >= L.out * L.in, "dense weight too small"); L.w = a; }
-  else { L.vals = a; L.rp = t[1].data_ptr<int32_t>(); }
-  if (L.kind == 1) L.cols = reinterpret_cast<const uint16_t*>(t[2].data_ptr<int16_t>());
-  if (L.kind == 2) { L.bits = reinterpret_cast<const uint64_t*>(t[2].data_ptr<int64_t>()); L.W64 = t[2].size(1); }
-  L.bias = fptr(t[3], "a bias");
-  return L;
-}
-constexpr int LT = 23, LM = 16;   // tensors and integers per layer (see `layer_args` in Python)
-
-// Everything a step needs, read once from the flat argument lists: the layers, the head, the scratch sizes
-struct Model {
-  std::vector<Layer> layers; Lin head{}; Scratch s{}; int64_t dm = 0, work = 0; const float* emb = nullptr; const float* norm_f = nullptr;
+// the tensors and sizes of one Mamba-1 residual layer
+struct Mamba1Layer {
+  float *conv_state, *ssm_state; const float *norm_w, *conv_w, *conv_b, *A_log, *D;
+  Lin in_proj, x_proj, dt_proj, out_proj; int64_t d, n, r, k;
 };
-static Model read_model(int64_t nb, const at::Tensor& emb, const std::vector<at::Tensor>& ts, const std::vector<int64_t>& ms,
-                        const at::Tensor& norm_f, const std::vector<at::Tensor>& head_t, const std::vector<int64_t>& head_m) {
-  Model M; const int64_t nl = (int64_t)ts.size() / LT; M.dm = emb.size(1);
-  TORCH_CHECK((int64_t)ts.size() == nl * LT && (int64_t)ms.size() == nl * LM, "mamba_step: malformed layer arguments");
-  M.layers.resize(nl);
-  int64_t dmax = 1, nxmax = 1, pad = M.dm;
-  for (int64_t i = 0; i < nl; ++i) {
-    const at::Tensor* t = ts.data() + i * LT; const int64_t* m = ms.data() + i * LM; Layer& L = M.layers[i];
-    L.d = m[0]; L.n = m[1]; L.r = m[2]; L.k = m[3];
-    L.norm_w = fptr(t[0], "norm weight"); L.conv_w = fptr(t[1], "conv weight"); L.conv_b = fptr(t[2], "conv bias");
-    L.A_log = fptr(t[3], "A_log"); L.D = fptr(t[4], "D");
-    TORCH_CHECK(t[5].numel() == nb * L.d * L.k && t[6].numel() == nb * L.d * L.n, "cache states do not match the batch and widths");
-    L.conv_state = const_cast<float*>(fptr(t[5], "conv state")); L.ssm_state = const_cast<float*>(fptr(t[6], "ssm state"));
-    L.in_proj = to_lin(t + 7, m + 4); L.x_proj = to_lin(t + 11, m + 7); L.dt_proj = to_lin(t + 15, m + 10); L.out_proj = to_lin(t + 19, m + 13);
-    dmax = std::max(dmax, L.d); nxmax = std::max(nxmax, L.r + 2 * L.n);
-    for (const Lin* q : {&L.in_proj, &L.x_proj, &L.dt_proj, &L.out_proj}) { pad = std::max(pad, q->W64 * 64); M.work += q->out * q->in; }
-  }
-  M.head = to_lin(head_t.data(), head_m.data()); pad = std::max(pad, M.head.W64 * 64); M.work += M.head.out * M.head.in;
-  M.s.nb = nb; M.s.dm = M.dm; M.s.dmax = dmax; M.s.nxmax = nxmax; M.s.pad = pad;
-  TORCH_CHECK(emb.scalar_type() == at::kFloat && emb.is_contiguous(), "the embedding must be contiguous float32");
-  M.emb = emb.data_ptr<float>(); M.norm_f = fptr(norm_f, "final norm weight");
-  return M;
-}
-// one step for the ids `id` (rows of the embedding copied into x), logits (nb, head.out) written to lp
-static void run_step(const Model& M, const int64_t* id, float* x, float* lp, float eps, std::vector<float>& shared,
-                     std::vector<float>& priv, int64_t per, int nt) {
-  const int64_t nb = M.s.nb, dm = M.dm;
-  for (int64_t b = 0; b < nb; ++b) std::copy(M.emb + id[b] * dm, M.emb + (id[b] + 1) * dm, x + b * dm);
-  Scratch s = M.s; s.xz = shared.data(); s.u = s.xz + nb * 2 * s.dmax; s.y = s.u + nb * s.dmax;
-  ISA_DISPATCH(model_step(M.layers, x, nb, dm, eps, M.norm_f, M.head, lp, M.head.out, s, priv, per, nt))
-}
-static bool ids_ok(const at::Tensor& ids, int64_t vocab) {
-  TORCH_CHECK(ids.scalar_type() == at::kLong && ids.is_contiguous() && ids.dim() == 1, "ids must be a contiguous 1-d int64 tensor");
-  const int64_t* id = ids.data_ptr<int64_t>();
-  for (int64_t b = 0; b < ids.size(0); ++b) if (id[b] < 0 || id[b] >= vocab) return false;
-  return true;
-}
-static int team_size(const Model& M, int64_t threads) {
-  return (int)std::max<int64_t>(1, M.work * M.s.nb < (1 << 21) ? 1 : (threads > 0 ? threads : at::get_num_threads()));
-}
+// its scratch: xz (nb, 2d), u and y (nb, d) shared by the team; xdbl (nb, r + 2n), dt and gate (nb, d) each thread's
+struct M1Shared { float *xz, *u, *y;
+  static M1Shared at(float* q, int64_t nb, int64_t d) { return {q, q + nb * 2 * d, q + nb * 3 * d}; } };
+struct M1Priv { float *xdbl, *dt, *gate;
+  static M1Priv at(float* q, int64_t nb, int64_t d, int64_t nx) { return {q, q + nb * nx, q + nb * (nx + d)}; } };
 
-// logits (nb, vocab) of one decoding step, every layer's conv and SSM state updated in place; None (nothing
-// changed) when an id is outside [0, vocab)
-at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts, std::vector<int64_t> ms,
-                      at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t vocab, int64_t threads) {
-  const int64_t nb = ids.size(0);
-  const Model M = read_model(nb, emb, ts, ms, norm_f, head_t, head_m);
-  if (!ids_ok(ids, vocab)) return at::Tensor();                            // None: the caller's check names the bad id
-  auto logits = at::empty({nb, M.head.out}, emb.options());
-  std::vector<float> x(nb * M.dm), shared(nb * 4 * M.s.dmax + 16);
-  const int nt = team_size(M, threads); const int64_t per = Priv::size(M.s);
-  std::vector<float> priv(per * nt);
-  run_step(M, ids.data_ptr<int64_t>(), x.data(), logits.data_ptr<float>(), (float)eps, shared, priv, per, nt);
-  return logits;
-}
+#define ISA_BODY "mamba_step.h"
+#include "isa_copies.h"
+#include "decode_driver.h"
 
-// n greedy steps: step t's input is the argmax of step t-1's logits over ids [0, limit) (the first input is
-// `ids`); returns the n chosen ids (nb, n), the states advanced n steps; None (nothing changed) for a bad id
-at::Tensor mamba_greedy(at::Tensor ids, int64_t n, int64_t limit, at::Tensor emb, std::vector<at::Tensor> ts, std::vector<int64_t> ms,
-                        at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t vocab, int64_t threads) {
-  const int64_t nb = ids.size(0);
-  const Model M = read_model(nb, emb, ts, ms, norm_f, head_t, head_m);
-  TORCH_CHECK(n >= 1 && limit >= 1 && limit <= M.head.out, "mamba_greedy: n >= 1 and 1 <= limit <= the head's rows");
-  if (!ids_ok(ids, vocab)) return at::Tensor();
-  auto out = at::empty({nb, n}, ids.options());
-  std::vector<float> x(nb * M.dm), shared(nb * 4 * M.s.dmax + 16), lg(nb * M.head.out);
-  std::vector<int64_t> cur(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + nb);
-  const int nt = team_size(M, threads); const int64_t per = Priv::size(M.s);
-  std::vector<float> priv(per * nt);
-  int64_t* o = out.data_ptr<int64_t>();
-  for (int64_t t = 0; t < n; ++t) {
-    run_step(M, cur.data(), x.data(), lg.data(), (float)eps, shared, priv, per, nt);
-    for (int64_t b = 0; b < nb; ++b) {                                    // the first largest, as torch.argmax picks
-      const float* r = lg.data() + b * M.head.out; int64_t best = 0;
-      for (int64_t v = 1; v < limit; ++v) if (r[v] > r[best]) best = v;
-      cur[b] = o[b * n + t] = best;
-    }
+struct Mamba1 {
+  using Layer = Mamba1Layer;
+  static constexpr int LT = 7 + 4 * LIN_T, LM = 4 + 4 * LIN_M;   // see `mamba_layer_args` in Python
+  // t: conv state, ssm state, norm weight, conv weight, conv bias, A_log, D, then in_proj, x_proj, dt_proj, out_proj
+  // m: d_inner, d_state, dt rank, conv width, then the four products' integers
+  static Layer read(const at::Tensor* t, const int64_t* m, int64_t nb, int64_t dm) {
+    Layer L{}; L.d = m[0]; L.n = m[1]; L.r = m[2]; L.k = m[3];
+    TORCH_CHECK(t[0].numel() == nb * L.d * L.k && t[1].numel() == nb * L.d * L.n, "cache states do not match the batch and widths");
+    L.conv_state = const_cast<float*>(fptr(t[0], "conv state")); L.ssm_state = const_cast<float*>(fptr(t[1], "ssm state"));
+    L.norm_w = fptr(t[2], "norm weight"); L.conv_w = fptr(t[3], "conv weight"); L.conv_b = fptr(t[4], "conv bias");
+    L.A_log = fptr(t[5], "A_log"); L.D = fptr(t[6], "D");
+    Lin* ls[4] = {&L.in_proj, &L.x_proj, &L.dt_proj, &L.out_proj};
+    for (int i = 0; i < 4; ++i) *ls[i] = to_lin(t + 7 + i * LIN_T, m + 4 + i * LIN_M);
+    TORCH_CHECK(L.in_proj.in == dm && L.in_proj.out == 2 * L.d && L.x_proj.in == L.d && L.x_proj.out == L.r + 2 * L.n
+                && L.dt_proj.in == L.r && L.dt_proj.out == L.d && L.out_proj.in == L.d && L.out_proj.out == dm, "Mamba-1 layer: products of the wrong shape");
+    return L;
   }
-  return out;
+  static int64_t shared(const Layer& L, int64_t nb) { return nb * 4 * L.d; }
+  static int64_t priv(const Layer& L, int64_t nb) { return nb * (L.r + 2 * L.n + 2 * L.d); }
+  static std::vector<const Lin*> lins(const Layer& L) { return {&L.in_proj, &L.x_proj, &L.dt_proj, &L.out_proj}; }
+  static void run(const Model<Mamba1>& M, float* x, float* logits, float eps, float* priv, int nt) {
+    ISA_DISPATCH(model_step(M.layers, x, eps, M.norm_f, M.head, logits, M.head.out, M.w, priv, M.w.per(), nt))
+  }
+};
+
+at::Tensor mamba_decode(DECODE_ARGS) {
+  return decode_entry<Mamba1>(ids, n, emb_t, emb_m, ts, ms, norm_f, head_t, head_m, eps, threads, si, sd, seen);
 }

@@ -1,35 +1,51 @@
-// The fused decoding step's data (chapter 18a): a product as a `Lin`, a layer's tensors, the scratch; and the
-// helpers its copies (decode_step.h, one per instruction set) call: two AVX-512 reductions and chapter 06b's
-// sparse row kernels at the best level the CPU and the caller's ISA allow.
+// The fused decoding steps' shared data (chapters 18a-18c): a product as a `Lin` (dense, packed sparse or
+// group-quantized), the flat argument lists read into them, and the helpers every copy of a step calls: two
+// AVX-512 reductions and chapter 06b's sparse row kernels at the best level the CPU and the caller's ISA allow.
 #pragma once
 #include <omp.h>
 #include "common.h"
 #include "sparse_rows.h"
 
-// One decoding step of a whole MambaLM in one call. Every matrix is a `Lin`: dense (out, in) row-major,
-// or one of chapter 06b's packed layouts. Work inside a step is split over threads by rows of each
-// product and by channels of the conv and the scan; threads meet at a barrier after each phase.
+// Every matrix of a decoding step is a `Lin` y = W x + bias with W (out, in) held as one of:
+//   0 dense fp32, row-major;  1 CSR16 and 2 bitmask (chapter 06b);
+//   3 int8 and 4 int4 codes, symmetric, one scale per `group` input columns (chapter 07k): the codes of a row are
+//     `inp` = in rounded up to a whole group (int4: two a byte, column 2k in the low nibble, stored code + 8), and
+//     scales (out, inp / group) in fp16 (bits) or fp32;
+//   5 CSR16 whose kept values are int8 codes, one scale per `group` kept values of a row (srp: a row's first scale).
+// Work inside a step is split over threads by rows of each product; threads meet at a barrier after each phase.
 struct Lin {
-  int kind;                       // 0 dense, 1 csr16, 2 bitmask
-  int64_t out, in, W64;           // W64: words of 64 columns (bitmask)
-  const float *w, *vals, *bias;   // w (out, in) when dense; vals: kept values when packed; bias (out) or null
+  int kind;                       // 0 dense, 1 csr16, 2 bitmask, 3 int8, 4 int4, 5 csr16 + int8 values
+  int64_t out, in, W64, group, inp;
+  const float *w, *vals, *bias;   // w (out, in) when dense; vals: kept values (1, 2); bias (out) or null
   const int32_t* rp; const uint16_t* cols; const uint64_t* bits;
-};
-// the tensors and sizes of one residual layer
-struct Layer {
-  const float *norm_w, *conv_w, *conv_b, *A_log, *D; float *conv_state, *ssm_state;
-  Lin in_proj, x_proj, dt_proj, out_proj; int64_t d, n, r, k;
-};
-// per-step work buffers
-struct Scratch { float *xz, *u, *y; int64_t nb, dm, dmax, nxmax, pad; };          // shared by the team
-struct Priv {                                                                    // each thread's own
-  float *xn, *xdbl, *dt, *gate, *xpad;
-  static int64_t size(const Scratch& s) { return s.nb * (s.dm + s.nxmax + 2 * s.dmax + s.pad) + 16; }
-  static Priv at(float* q, const Scratch& s) {
-    Priv p; p.xn = q; q += s.nb * s.dm; p.xdbl = q; q += s.nb * s.nxmax; p.dt = q; q += s.nb * s.dmax;
-    p.gate = q; q += s.nb * s.dmax; p.xpad = q; return p;
+  const int8_t* q8; const uint8_t* q4;    // codes (3, 5) or packed codes (4)
+  const uint16_t* s16; const float* s32;  // scales: fp16 bits or fp32 (one of them)
+  const int32_t* srp;                     // kind 5: index of each row's first scale
+  int64_t pad() const {           // floats of x a thread copies x into for this product (0: read x in place)
+    return kind == 2 ? W64 * 64 : (kind == 3 && in % 32) || kind == 4 ? inp : 0;
   }
 };
+
+// A step's work buffers: `sh` shared by the team (the architecture's), and each thread's own: the normed input
+// `xn` (nb, dm), `xpad` (nb, the widest Lin::pad()) and the architecture's private scratch `pv`.
+struct Work {
+  int64_t nb, dm, pad, arch;      // batch rows, model width, xpad floats a row, floats of `pv`
+  float *sh, *xn, *xpad, *pv;
+  int64_t per() const { return nb * dm + nb * pad + arch + 16; }   // floats of one thread's part
+  Work at(float* q) const { Work p = *this; p.xn = q; p.xpad = q + nb * dm; p.pv = p.xpad + nb * pad; return p; }
+};
+
+// fp16 bits to fp32, without F16C: normals, subnormals, zeros, infinities and NaN
+static inline float half_to_float(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 31, m = h & 1023;
+  uint32_t bits;
+  if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+  else if (e) bits = sign | ((e + 112) << 23) | (m << 13);
+  else if (!m) bits = sign;
+  else { float f = std::ldexp((float)m, -24); std::memcpy(&bits, &f, 4); bits |= sign; }
+  float f; std::memcpy(&f, &bits, 4); return f;
+}
+static inline float lin_scale(const Lin& L, int64_t i) { return L.s16 ? half_to_float(L.s16[i]) : L.s32[i]; }
 
 #ifdef SPARSE_X86
 // four rows of a dense matrix times one vector: 16 columns a step, the tail under a mask, one sum per row
@@ -54,6 +70,39 @@ static inline void dense4_avx512(const float* w, int64_t in, const float* x, flo
   }
   out[0] = _mm512_reduce_add_ps(a0); out[1] = _mm512_reduce_add_ps(a1);
   out[2] = _mm512_reduce_add_ps(a2); out[3] = _mm512_reduce_add_ps(a3);
+}
+// four rows of int8 codes (groups of 32 columns) times one vector: per group, 32 products in two vectors, then
+// the group's scale once; `ldq` bytes a row, `G` groups, scales (4 rows of G) as fp32 in `sc`
+__attribute__((target("avx512f,avx512bw")))
+static inline void q8x4_avx512(const int8_t* q, int64_t ldq, int64_t G, const float* sc, const float* x, float* out) {
+  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t g = 0; g < G; ++g) {
+    const __m512 x0 = _mm512_loadu_ps(x + 32 * g), x1 = _mm512_loadu_ps(x + 32 * g + 16);
+    for (int r = 0; r < 4; ++r) {
+      const int8_t* p = q + r * ldq + 32 * g;
+      const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
+      const __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(p + 16))));
+      a[r] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1, x1, _mm512_mul_ps(w0, x0)), _mm512_set1_ps(sc[r * G + g]), a[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = _mm512_reduce_add_ps(a[r]);
+}
+// the same for int4: a group is 16 bytes, the low nibbles the even columns, the high the odd ones; x is read
+// de-interleaved per group (xe: 16 even columns, then 16 odd ones), and the codes are stored + 8
+__attribute__((target("avx512f,avx512bw")))
+static inline void q4x4_avx512(const uint8_t* q, int64_t ldq, int64_t G, const float* sc, const float* xe, float* out) {
+  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const __m512i lo = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
+  for (int64_t g = 0; g < G; ++g) {
+    const __m512 x0 = _mm512_loadu_ps(xe + 32 * g), x1 = _mm512_loadu_ps(xe + 32 * g + 16);
+    for (int r = 0; r < 4; ++r) {
+      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(q + r * ldq + 16 * g)));
+      const __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, lo), eight));
+      const __m512 w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+      a[r] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1, x1, _mm512_mul_ps(w0, x0)), _mm512_set1_ps(sc[r * G + g]), a[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = _mm512_reduce_add_ps(a[r]);
 }
 __attribute__((target("avx512f"))) static inline float hsum16_avx512(const float* a) { return _mm512_reduce_add_ps(_mm512_loadu_ps(a)); }
 #endif

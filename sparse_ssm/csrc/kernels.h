@@ -19,8 +19,9 @@ std::vector<at::Tensor> conv_silu_bwd(at::Tensor x, at::Tensor wt, at::Tensor bi
 at::Tensor csr16_mm(at::Tensor rowptr, at::Tensor cols, at::Tensor vals, at::Tensor x, int64_t out, int64_t in, int64_t isa);
 at::Tensor bitmask_mm(at::Tensor rowptr, at::Tensor bits, at::Tensor vals, at::Tensor x, int64_t out, int64_t in, int64_t isa);
 
-// the fused decoding step and greedy loop (decode.cpp, chapter 18a)
-at::Tensor mamba_step(at::Tensor ids, at::Tensor emb, std::vector<at::Tensor> ts, std::vector<int64_t> ms,
-                      at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t vocab, int64_t threads);
-at::Tensor mamba_greedy(at::Tensor ids, int64_t n, int64_t limit, at::Tensor emb, std::vector<at::Tensor> ts, std::vector<int64_t> ms,
-                        at::Tensor norm_f, std::vector<at::Tensor> head_t, std::vector<int64_t> head_m, double eps, int64_t vocab, int64_t threads);
+// the fused decoding steps (decode.cpp, chapter 18a; decode2.cpp, 18b; decode3.cpp, 18c), one signature for every
+// architecture: one step's logits (n = 0) or n chosen tokens, fed back without returning to Python (decode_driver.h)
+#define DECODE_ARGS at::Tensor ids, int64_t n, std::vector<at::Tensor> emb_t, std::vector<int64_t> emb_m, \
+    std::vector<at::Tensor> ts, std::vector<int64_t> ms, at::Tensor norm_f, std::vector<at::Tensor> head_t, \
+    std::vector<int64_t> head_m, double eps, int64_t threads, std::vector<int64_t> si, std::vector<double> sd, at::Tensor seen
+at::Tensor mamba_decode(DECODE_ARGS);

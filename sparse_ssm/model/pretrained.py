@@ -316,6 +316,8 @@ def save_pretrained(model, # MambaLM, Mamba2LM or Mamba3LM
     from safetensors.torch import save
     d = Path(save_dir)
     if d.exists() and not d.is_dir(): raise ValueError(f"cannot save the model to {d}: it is a file; pass a folder")
+    if (getattr(model, "quant_spec", None) or {}).get("sparse"):
+        raise ValueError("saving a pruned and quantized model is not supported: save the compressed float model, and quantize it after loading")
     layout = ARCHS[_arch_of(type(model))]["save"]
     masked = sorted(masked_parameters(model))
     compress = bool(masked) and (compress is None or bool(compress))

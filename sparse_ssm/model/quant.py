@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['QUANT_KINDS', 'SCALE_DTYPES', 'check_quant_args', 'pack_int4', 'unpack_int4', 'quantize_groups', 'dequantize',
-           'QuantLinear', 'QuantEmbedding', 'quantize', 'quant_structure', 'weight_bytes']
+           'QuantLinear', 'QuantEmbedding', 'QuantSparseLinear', 'quantize', 'quant_structure', 'weight_bytes']
 
 # %% ../../nbs/annex/07k_quant.ipynb #08b0c980
 import copy, math
@@ -15,7 +15,7 @@ from torch import Tensor
 from . import pretrained as _pretrained
 from .mamba import MixerLM
 from .sparse import masked_parameters
-from .sparse_kernel import SparseLinear16
+from .sparse_kernel import SparseLinear16, pack_csr16, unpack
 
 # %% ../../nbs/annex/07k_quant.ipynb #e3efb991
 QUANT_KINDS = {"int8": 127, "int4": 7}  # kind -> q_max: codes are the integers in [-q_max, q_max]
@@ -108,14 +108,52 @@ class QuantEmbedding(QuantLinear):
         if x.is_floating_point(): return super().forward(x)                                                # (..., num_embeddings)
         return dequantize(self.codes[x], self.scales[x], self.dtype, self.group_size, self.in_features)  # (..., embedding_dim)
 
+# %% ../../nbs/annex/07k_quant.ipynb #527678d4
+class QuantSparseLinear(nn.Module):
+    "A compressed (chapter 06b) Linear whose kept values are int8 codes: CSR16 positions, one scale per `group_size` kept values of a row; `forward` dequantizes (the reference)."
+    dtype = "int8"
+    def __init__(self, sp:SparseLinear16, # a compressed layer (CSR16 or bitmask: either becomes CSR16)
+                 group_size:int=32, scale_dtype:str="float16"):
+        super().__init__()
+        check_quant_args("int8", group_size, scale_dtype)
+        w = unpack(sp.packed()).float()                                              # (out, in), zeros where pruned
+        p = pack_csr16(w, w != 0)
+        self.in_features, self.out_features, self.group_size, self.scale_dtype = sp.in_features, sp.out_features, group_size, scale_dtype
+        rp = p["rowptr"].long(); vals = p["vals"][:int(rp[-1])]                          # without the padding
+        nnz, G = rp.diff(), (rp.diff() + group_size - 1) // group_size              # kept values and groups of each row
+        srow = torch.cat([torch.zeros(1, dtype=torch.long), G.cumsum(0)])           # (out + 1) first scale of each row
+        row = torch.repeat_interleave(torch.arange(self.out_features), nnz)         # the row of each kept value
+        grp = srow[row] + (torch.arange(len(vals)) - rp[row]) // group_size         # the scale of each kept value
+        amax = torch.zeros(int(srow[-1])).scatter_reduce(0, grp, vals.abs(), "amax")
+        s = _round_up(amax / QUANT_KINDS["int8"], SCALE_DTYPES[scale_dtype])
+        sf = s.float()[grp]
+        q = torch.where(sf > 0, vals / sf.clamp_min(torch.finfo(torch.float32).tiny), 0.).round().clamp(-127, 127)
+        self.register_buffer("codes", q.to(torch.int8)); self.register_buffer("scales", s)
+        self.register_buffer("rowptr", p["rowptr"]); self.register_buffer("cols", p["cols"])
+        self.register_buffer("scale_rows", srow.to(torch.int32)); self.register_buffer("scale_of", grp.to(torch.int32), persistent=False)
+        self.bias = None if sp.bias is None else nn.Parameter(sp.bias.detach().float().clone(), requires_grad=False)
+
+    @property
+    def weight(self) -> Tensor:
+        "The dequantized fp32 weight (out, in), zeros where pruned, computed on each read."
+        vals = self.codes.float() * self.scales.float()[self.scale_of.long()]
+        return unpack(dict(layout="csr16", shape=(self.out_features, self.in_features), rowptr=self.rowptr, cols=self.cols, vals=vals))
+
+    def forward(self, x:Tensor) -> Tensor: # (..., in_features)
+        return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}, csr16, {len(self.codes)} kept, int8, group_size={self.group_size}, scales {self.scale_dtype}"
+
+
 # %% ../../nbs/annex/07k_quant.ipynb #1083510f
 def _swap(model:MixerLM, make): # make(float module, embedding:bool) -> its quantized stand-in
-    "Replace, in place, every nn.Linear of the mixers, the embedding and the head by `make`'s modules; returns `model`."
+    "Replace, in place, every nn.Linear (and compressed SparseLinear16) of the mixers, the embedding and the head by `make`'s modules; returns `model`."
     bb = model.backbone
     tied = model.lm_head.weight is bb.embedding.weight
     for layer in bb.layers:
         for name, mod in list(layer.mixer.named_modules()):
-            if type(mod) is nn.Linear:
+            if type(mod) is nn.Linear or isinstance(mod, SparseLinear16):
                 parent, _, leaf = name.rpartition(".")
                 setattr(layer.mixer.get_submodule(parent), leaf, make(mod, False))
     bb.embedding = make(bb.embedding, True)
@@ -125,22 +163,27 @@ def _swap(model:MixerLM, make): # make(float module, embedding:bool) -> its quan
 def _check_float(model):
     if not isinstance(model, MixerLM): raise TypeError(f"quantize takes a MambaLM, Mamba2LM or Mamba3LM, got {type(model).__name__}")
     if getattr(model, "quant_spec", None): raise ValueError(f"the model is already quantized ({model.quant_spec}); quantize its float original")
-    if masked_parameters(model) or any(isinstance(m, SparseLinear16) for m in model.modules()):
-        raise ValueError("quantizing a pruned or compressed model is not supported yet: quantize the dense model")
+    if masked_parameters(model):
+        raise ValueError("the model is pruned but not compressed (it holds masks): compress it first (chapter 06b's `compress`), "
+                         "then quantize, or quantize the dense model")
 
-def quantize(model:MixerLM, # MambaLM, Mamba2LM or Mamba3LM, float weights; left untouched
+def quantize(model:MixerLM, # MambaLM, Mamba2LM or Mamba3LM, float weights, dense or compressed; left untouched
              dtype:str="int8", # "int8" or "int4"
              group_size:int=32, # input columns that share a scale
              scale_dtype:str="float16") -> MixerLM: # "float16" (see above) or "float32"
-    "A new model of the same class whose projections and embedding/head are held group-quantized."
+    "A new model of the same class whose projections and embedding/head are held group-quantized (compressed products: int8 values in CSR16)."
     check_quant_args(dtype, group_size, scale_dtype)
     _check_float(model)
     q = copy.deepcopy(model)
     q.__dict__.pop("_step_plan", None)  # a fused-decoding plan gathered for the float model (chapter 18a) does not describe this one
-    make = lambda m, emb: (QuantEmbedding if emb else QuantLinear).from_float(m, dtype, group_size, scale_dtype)
+    def make(m, emb):
+        if isinstance(m, SparseLinear16): return QuantSparseLinear(m, group_size, scale_dtype)
+        return (QuantEmbedding if emb else QuantLinear).from_float(m, dtype, group_size, scale_dtype)
     q = _swap(q, make)
     q.quant_spec = dict(dtype=dtype, group_size=group_size, scale_dtype=scale_dtype)
+    if any(isinstance(m, QuantSparseLinear) for m in q.modules()): q.quant_spec["sparse"] = "csr16 int8"
     return q
+
 
 # %% ../../nbs/annex/07k_quant.ipynb #4e1b5641
 def quant_structure(model:MixerLM, # a freshly built model (any device, meta too): changed in place
