@@ -84,9 +84,10 @@ static void lin_rows(const Lin& L, const float* x, int64_t ldx, float* y, int64_
       for (; r + 4 <= r1; r += 4) { dense4_avx512(L.w + r * L.in, L.in, x, acc); for (int q = 0; q < 4; ++q) put(r + q, 0, acc[q]); }
     const int64_t G = L.inp / 32;
     if (ISA == 2 && NB == 1 && (L.kind == 3 || split) && L.group == 32 && G <= 512) {   // four quantized rows a step, scales as fp32 first
-      float sc[4 * 512];
+      float buf[4 * 512];
       for (; r + 4 <= r1; r += 4) {
-        for (int64_t i = 0; i < 4 * G; ++i) sc[i] = lin_scale(L, r * G + i);
+        const float* sc = L.s32 ? L.s32 + r * G : buf;
+        if (!L.s32) { const uint16_t* h = L.s16 + r * G; for (int64_t i = 0; i < 4 * G; ++i) buf[i] = half_to_float(h[i]); }
         if (L.kind == 3) q8x4_avx512(L.q8 + r * L.inp, L.inp, G, sc, x, acc);
         else q4x4_avx512(L.q4 + r * L.inp / 2, L.inp / 2, G, sc, x, acc);
         for (int q = 0; q < 4; ++q) put(r + q, 0, acc[q]);
