@@ -25,3 +25,4 @@ at::Tensor bitmask_mm(at::Tensor rowptr, at::Tensor bits, at::Tensor vals, at::T
     std::vector<at::Tensor> ts, std::vector<int64_t> ms, at::Tensor norm_f, std::vector<at::Tensor> head_t, \
     std::vector<int64_t> head_m, double eps, int64_t threads, std::vector<int64_t> si, std::vector<double> sd, at::Tensor seen
 at::Tensor mamba_decode(DECODE_ARGS);
+at::Tensor mamba3_decode(DECODE_ARGS);
