@@ -149,7 +149,7 @@ def stale_records(paths, root=None) -> list:
 import hashlib, importlib.resources, shutil, sys, threading
 from functools import partial
 
-KERNEL_SOURCES = ("bind.cpp", "scan.cpp", "sparse.cpp", "decode.cpp", "decode2.cpp")  # compiled; every .h/.cpp in csrc/ goes into the hash
+KERNEL_SOURCES = ("bind.cpp", "scan.cpp", "sparse.cpp", "decode.cpp", "decode2.cpp", "decode3.cpp")  # compiled; every .h/.cpp in csrc/ goes into the hash
 
 def kernel_dir() -> Path:
     "The folder of the package's C++ sources (`sparse_ssm/csrc`)."

@@ -16,4 +16,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("bitmask_mm", torch::wrap_pybind_function(bitmask_mm), "x @ W^T for W as values + bitmask");
   m.def("mamba_decode", torch::wrap_pybind_function(mamba_decode), "one decoding step of a MambaLM, or n chosen tokens");
   m.def("mamba2_decode", torch::wrap_pybind_function(mamba2_decode), "one decoding step of a Mamba2LM, or n chosen tokens");
+  m.def("mamba3_decode", torch::wrap_pybind_function(mamba3_decode), "one decoding step of a Mamba3LM, or n chosen tokens");
 }

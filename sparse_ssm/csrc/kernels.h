@@ -26,3 +26,4 @@ at::Tensor bitmask_mm(at::Tensor rowptr, at::Tensor bits, at::Tensor vals, at::T
     std::vector<int64_t> head_m, double eps, int64_t threads, std::vector<int64_t> si, std::vector<double> sd, at::Tensor seen
 at::Tensor mamba_decode(DECODE_ARGS);
 at::Tensor mamba2_decode(DECODE_ARGS);
+at::Tensor mamba3_decode(DECODE_ARGS);
