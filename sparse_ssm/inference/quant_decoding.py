@@ -7,7 +7,7 @@ __all__ = ['FORMS', 'WIDE_RUN', 'QUANT_VARIANTS', 'QUALITY_COMMAND', 'MEASURES',
            'csr16_bytes', 'small_bytes', 'bytes_per_token', 'plot_speed', 'preset', 'held_out', 'quality_row',
            'train_command', 'load_run', 'quant_quality']
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #6313d922
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #b8cd046d
 import os, subprocess, sys
 from pathlib import Path
 import numpy as np
@@ -24,7 +24,7 @@ from ..dataset.dataloader import load_corpus, train_val_split, LMLoader
 from ..training.trainer import evaluate
 from ..utils.checkpointing import load_checkpoint, has_checkpoint
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #0687785e
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #e9fed04c
 def dot_error_var(scales:Tensor, # (out, G) the stored scale of each group
                   x:Tensor, # (in,) the activations
                   group_size:int) -> Tensor: # input columns per scale
@@ -33,7 +33,7 @@ def dot_error_var(scales:Tensor, # (out, G) the stored scale of each group
     xx = F.pad(x.float().pow(2), (0, G * group_size - x.shape[-1])).view(G, group_size).sum(-1)  # (G,)
     return scales.float().pow(2) @ xx / 12                                                       # (out,)
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #af43bd3b
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #65fc2830
 def product_shapes(c:MambaConfig) -> dict:
     "name -> (rows, columns, bias, times per token) of every product one Mamba-1 decoding step reads."
     d, di, r, n, L = c.d_model, c.d_inner, c.dt_rank, c.d_state, c.n_layer
@@ -58,7 +58,7 @@ def csr16_bytes(kept, # (rows,) kept values of each row
     else: b = 3 * nnz + 2 * int((-(-kept // group_size)).sum()) + 2 * 4 * (rows + 1)
     return b + 4 * rows * bias
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #c5f9a618
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #37ea17aa
 FORMS = {"fp32": ("fp32", False), "int8": ("int8", False), "int4": ("int4", False),
          "90% CSR16": ("fp32", True), "90% CSR16+int8": ("int8", True)}  # form -> (how values are held, mixer products pruned)
 
@@ -79,7 +79,7 @@ def bytes_per_token(c:MambaConfig, form:str, # a key of FORMS
     s = small_bytes(c)
     return {**out, "small fp32 tensors": s["small fp32 tensors"], "state": 2 * s["state"]}
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #7e9b148a
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #b7c7dd83
 def plot_speed(points:dict, # form -> (bytes per token, tokens per second)
                bandwidth:float, # bytes per second: the line tokens/s = bandwidth / bytes
                title:str=""):
@@ -92,10 +92,11 @@ def plot_speed(points:dict, # form -> (bytes per token, tokens per second)
     for (form, (nb, tps)), c in zip(points.items(), [f"C{i}" for i in range(10)]):
         ax.plot(nb / 1e6, tps, "o", c=c, label=f"{form}: {tps:,.0f} tokens/s")
     ax.set_xscale("log"); ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis): axis.set_major_formatter("{x:g}"); axis.set_minor_formatter("")
     ax.set_xlabel("MB read per token"); ax.set_ylabel("tokens per second"); ax.set_title(title); ax.legend(fontsize=8)
     plt.show()
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #b468aec3
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #eac3e9d4
 WIDE_RUN = ["model.n_layer=4", "model.d_model=256", "train.out_dir=runs/quant_l4_d256", "train.max_steps=600",
             "train.max_time=480", "train.threads=1", "train.eval_every=200"]  # --set overrides of the tiny preset
 QUANT_VARIANTS = {"int8": dict(dtype="int8"), "int4": dict(dtype="int4"), "int4 groups of 16": dict(dtype="int4", group_size=16),
@@ -112,7 +113,7 @@ def held_out(p:dict) -> LMLoader: # a preset
     ids = np.asarray(ByteTokenizer().encode(load_corpus(d.get("path"))[:d.get("max_chars")]), dtype=np.int16)
     return LMLoader(train_val_split(ids, d["val_fraction"])[1], t["batch_size"], t["seq_len"], seed=t["seed"], shuffle=False)
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #94d0272c
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #291d9ffa
 def quality_row(model:MambaLM, batches, max_batches:int, # the validation batches and how many to score
                 variants:dict=QUANT_VARIANTS) -> dict:
     "{'bpb': held-out bits per byte in fp32 and each variant, 'rel': each variant's relative increase over fp32}."
@@ -120,10 +121,10 @@ def quality_row(model:MambaLM, batches, max_batches:int, # the validation batche
     for k, kw in variants.items(): bpb[k] = evaluate(quantize(model, **kw), batches, max_batches)["val_bpb"]
     return dict(bpb=bpb, rel={k: v / bpb["fp32"] - 1 for k, v in bpb.items() if k != "fp32"})
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #c1be997d
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #fc0a046d
 QUALITY_COMMAND = 'python -c "from sparse_ssm.inference.quant_decoding import quant_quality; quant_quality()"'
-MEASURES = ["sparse_ssm/model/quant.py", "sparse_ssm/model/mamba.py", "sparse_ssm/training/trainer.py",
-            "sparse_ssm/dataset/dataloader.py", "data/tiny_bytes/model.safetensors"]  # what the figures measure
+MEASURES = ["sparse_ssm/model/quant.py", "sparse_ssm/model/mamba.py", "sparse_ssm/training/trainer.py", "sparse_ssm/dataset/dataloader.py",
+            "sparse_ssm/inference/quant_decoding.py", "data/tiny_bytes/model.safetensors"]  # what the figures measure
 
 def train_command(overrides:list) -> list:
     "The CLI command that trains the `tiny` preset with `overrides` (--set)."
@@ -137,7 +138,7 @@ def load_run(run_dir) -> tuple:
     m = MambaLM(MambaConfig.from_dict(mc)); m.load_state_dict(ck["model"])
     return m.eval(), ck
 
-# %% ../../nbs/annex/18d_quantized_decoding.ipynb #406ae5d4
+# %% ../../nbs/annex/18d_quantized_decoding.ipynb #8fa65a25
 def quant_quality(out:str="data/quant_quality.json", # the record, relative to the repository
                   retrain:bool=False) -> dict: # train the wider model afresh even if its checkpoint exists
     "Score the tiny checkpoint and the 4-layer d_model 256 run in fp32 and every quantized variant; write the record."
