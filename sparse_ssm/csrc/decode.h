@@ -21,10 +21,24 @@ struct Lin {
   const int8_t* q8; const uint8_t* q4;    // codes (3, 5) or packed codes (4)
   const uint16_t* s16; const float* s32;  // scales: fp16 bits or fp32 (one of them)
   const int32_t* srp;                     // kind 5: index of each row's first scale
-  int64_t pad() const {           // floats of x a thread copies x into for this product (0: read x in place)
-    return kind == 2 ? W64 * 64 : (kind == 3 && in % 32) || kind == 4 ? inp : 0;
+  int64_t pad() const {           // floats of scratch a thread needs to read x for this product (0: x in place)
+    return kind == 2 ? W64 * 64 : kind == 3 || kind == 4 ? 2 * inp + 64 : 0;   // quantized: x', its codes and scales
   }
 };
+
+// Quantized products (kinds 3, 4) quantize their input too, as chapter 07k's reference does: per group of `group`
+// columns, xs = max|x| / 127 and xq = round(x / xs), and they multiply x' = xq * xs. Where the CPU has AVX-512 VNNI
+// the int8 dot products of codes and xq run on it (int_dot: 1, the default), else (0) the codes are converted to fp32
+// and multiplied by x'. The same sums either way, up to float rounding: `int_dot(on)` switches, to measure both.
+inline int int_dot_on = 1;
+inline bool has_vnni() {
+#ifdef SPARSE_X86
+  static const bool v = __builtin_cpu_supports("avx512vnni"); return v;
+#else
+  return false;
+#endif
+}
+inline int64_t int_dot(int64_t on) { if (on >= 0) int_dot_on = (int)on; return int_dot_on && has_vnni() ? 1 : 0; }  // in use now
 
 // A step's work buffers: `sh` shared by the team (the architecture's), and each thread's own: the normed input
 // `xn` (nb, dm), `xpad` (nb, the widest Lin::pad()) and the architecture's private scratch `pv`.
@@ -97,6 +111,52 @@ static inline void q4x4_avx512(const uint8_t* q, int64_t ldq, int64_t G, const f
       const __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, lo), eight));
       const __m512 w1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
       a[r] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1, x1, _mm512_mul_ps(w0, x0)), _mm512_set1_ps(sc[r * G + g]), a[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = _mm512_reduce_add_ps(a[r]);
+}
+// int8 codes against int8 activations with VNNI, four rows, groups of 32 taken two at a time (64 bytes): |xq| is the
+// unsigned operand and xq's sign is moved onto the codes; lanes 0-7 hold the first group's sums, 8-15 the second's;
+// sc: the rows' weight scales (4 rows of G, fp32), xs: the activation scales (G)
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static inline void q8x4_vnni(const int8_t* q, int64_t ldq, int64_t G, const float* sc, const int8_t* xq, const float* xs, float* out) {
+  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t g = 0; g + 2 <= G; g += 2) {
+    const __m512i xv = _mm512_loadu_si512(xq + 32 * g);
+    const __mmask64 neg = _mm512_movepi8_mask(xv);
+    const __m512i ax = _mm512_abs_epi8(xv);
+    const __m512 xsv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(xs[g]), _mm512_set1_ps(xs[g + 1]));
+    for (int r = 0; r < 4; ++r) {
+      __m512i w = _mm512_loadu_si512(q + r * ldq + 32 * g);
+      w = _mm512_mask_sub_epi8(w, neg, _mm512_setzero_si512(), w);
+      const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, w);
+      const __m512 s = _mm512_mul_ps(xsv, _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sc[r * G + g]), _mm512_set1_ps(sc[r * G + g + 1])));
+      a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, a[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) out[r] = _mm512_reduce_add_ps(a[r]);
+}
+// int4 codes (stored + 8, so 0..15: the unsigned operand as they are) against int8 activations with VNNI, four rows,
+// groups of 32 taken four at a time (64 bytes of codes): the low nibbles (even columns of the four groups) meet xe,
+// the high ones xo (xq rearranged so per block: the four groups' even columns, then their odd ones); lane 4k..4k+3
+// belongs to group k of the block; `corr` (16 lanes a block) is 8 times the lane's sum of xq, the +8 taken back
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static inline void q4x4_vnni(const uint8_t* q, int64_t ldq, int64_t G, const float* sc, const int8_t* xeo, const int32_t* corr,
+                             const float* xsv, float* out) {
+  __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const __m512i nib = _mm512_set1_epi8(15);
+  const __m512i lane4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  for (int64_t g = 0, k = 0; g + 4 <= G; g += 4, ++k) {
+    const __m512i xe = _mm512_loadu_si512(xeo + 128 * k), xo = _mm512_loadu_si512(xeo + 128 * k + 64);
+    const __m512i c = _mm512_loadu_si512(corr + 16 * k);
+    const __m512 xs = _mm512_loadu_ps(xsv + 16 * k);
+    for (int r = 0; r < 4; ++r) {
+      const __m512i v = _mm512_loadu_si512(q + r * ldq + 16 * g);
+      const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+      __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xe);
+      d = _mm512_sub_epi32(_mm512_dpbusd_epi32(d, hi, xo), c);
+      const __m512 s = _mm512_mul_ps(xs, _mm512_permutexvar_ps(lane4, _mm512_castps128_ps512(_mm_loadu_ps(sc + r * G + g))));
+      a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, a[r]);
     }
   }
   for (int r = 0; r < 4; ++r) out[r] = _mm512_reduce_add_ps(a[r]);

@@ -114,34 +114,94 @@ static void lin_rows(const Lin& L, const float* x, int64_t ldx, float* y, int64_
   }
 }
 
-// rows [r0, r1) of y (nb, out) (+)= x (nb, in) W^T + bias, on this thread. Some kinds read x from this thread's
-// `xpad` (L.pad() floats a row): a bitmask matrix whole words of 64 columns, a quantized one whole groups (zeros
-// past `in`); int4 at 32 a group on AVX-512 reads each group de-interleaved (even columns, then odd ones).
+// x (in floats) quantized as chapter 07k's reference does, per group of g columns: xs = max|x| / 127,
+// xq = round(x / xs) (ties to even), and x' = xq * xs (floats, zeros past `in` up to `inp`)
+static void quantize_x(const float* x, int64_t in, int64_t inp, int64_t g, float* xd, int8_t* xq, float* xs) {
+  for (int64_t k = 0; k * g < inp; ++k) {
+    const int64_t c0 = k * g, c1 = std::min(in, c0 + g); float m = 0.0f;
+    for (int64_t c = c0; c < c1; ++c) m = std::max(m, std::fabs(x[c]));
+    const float s = m / 127.0f; xs[k] = s;
+    for (int64_t c = c0; c < c0 + g; ++c) {
+      const float q = c < c1 && s > 0.0f ? std::nearbyint(x[c] / s) : 0.0f;
+      xq[c] = (int8_t)q; xd[c] = q * s;
+    }
+  }
+}
+
+// rows [r0, r1) of y (nb, out) (+)= x (nb, in) W^T + bias for a quantized W (kinds 3, 4), on this thread: x is quantized
+// into this thread's `xpad` (L.pad() floats a row), then either the VNNI kernels take the int8 codes (batch 1, groups
+// of 32, int_dot on) or the fp32 path takes x' (int4 at 32 a group on AVX-512 reads it de-interleaved per group).
+static void quant_lin(const Lin& L, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t nb, int64_t r0, int64_t r1,
+                      bool add, float* xpad) {
+  const int64_t w = L.pad(), inp = L.inp, G = inp / L.group;
+  const bool vnni = ISA == 2 && nb == 1 && L.group == 32 && int_dot(-1) && inp % (L.kind == 3 ? 64 : 128) == 0;
+  const bool split = !vnni && ISA == 2 && nb == 1 && L.kind == 4 && L.group == 32;
+  for (int64_t b = 0; b < nb; ++b) {
+    float* p = xpad + b * w; int8_t* xq = reinterpret_cast<int8_t*>(p + inp); float* xs = p + inp + inp / 4 + 1;
+    quantize_x(x + b * ldx, L.in, inp, L.group, p, xq, xs);
+    if (split)
+      for (int64_t g = 0; g < inp; g += 32) {
+        float t[32]; std::memcpy(t, p + g, sizeof t);
+        for (int l = 0; l < 16; ++l) { p[g + l] = t[2 * l]; p[g + 16 + l] = t[2 * l + 1]; }
+      }
+  }
+  int64_t r = r0;
+#ifdef SPARSE_X86
+  if (vnni && r1 - r0 >= 4) {
+    float* p = xpad; const int8_t* xq = reinterpret_cast<const int8_t*>(p + inp); float* xs = p + inp + inp / 4 + 1;
+    float buf[4 * 512], acc[4];
+    int8_t* xeo = reinterpret_cast<int8_t*>(xs + G + 15); int32_t* corr = reinterpret_cast<int32_t*>(xeo + inp); float* xsv = reinterpret_cast<float*>(corr + 4 * G);
+    if (L.kind == 4)                                  // per block of four groups: their even columns, then their odd ones
+      for (int64_t k = 0; 4 * k < G; ++k) {
+        int8_t* e = xeo + 128 * k; int32_t s[16] = {};
+        for (int64_t j = 0; j < 64; ++j) {
+          const int64_t col = 32 * (4 * k + j / 16) + 2 * (j % 16);
+          e[j] = xq[col]; e[64 + j] = xq[col + 1];
+          s[j / 4] += 8 * (xq[col] + xq[col + 1]);
+        }
+        for (int l = 0; l < 16; ++l) { corr[16 * k + l] = s[l]; xsv[16 * k + l] = xs[4 * k + l / 4]; }
+      }
+    if (G <= 512)
+      for (; r + 4 <= r1; r += 4) {
+        const float* sc = L.s32 ? L.s32 + r * G : buf;
+        if (!L.s32) { const uint16_t* h = L.s16 + r * G; for (int64_t i = 0; i < 4 * G; ++i) buf[i] = half_to_float(h[i]); }
+        if (L.kind == 3) q8x4_vnni(L.q8 + r * inp, inp, G, sc, xq, xs, acc);
+        else q4x4_vnni(L.q4 + r * inp / 2, inp / 2, G, sc, xeo, corr, xsv, acc);
+        for (int q = 0; q < 4; ++q) { const float v = acc[q] + (L.bias ? L.bias[r + q] : 0.0f); y[r + q] = add ? y[r + q] + v : v; }
+      }
+  }
+#endif
+  for (int64_t b0 = 0; b0 < nb; b0 += 4) {            // the rest: the fp32 path on x'
+    const int64_t g = std::min<int64_t>(4, nb - b0);
+    const float* xb = xpad + b0 * w; float* yb = y + b0 * ldy;
+    if (g == 1) lin_rows<1>(L, xb, w, yb, ldy, r, r1, add, split);
+    else if (g == 2) lin_rows<2>(L, xb, w, yb, ldy, r, r1, add, split);
+    else if (g == 3) lin_rows<3>(L, xb, w, yb, ldy, r, r1, add, split);
+    else lin_rows<4>(L, xb, w, yb, ldy, r, r1, add, split);
+  }
+}
+
+// rows [r0, r1) of y (nb, out) (+)= x (nb, in) W^T + bias, on this thread; a bitmask matrix reads x padded to whole
+// words of 64 columns, copied into this thread's `xpad`; a quantized one goes through `quant_lin`
 static void lin(const Lin& L, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t nb, int64_t r0, int64_t r1,
                 bool add, float* xpad) {
   if (r0 >= r1) return;
-  const bool split = ISA == 2 && nb == 1 && L.kind == 4 && L.group == 32;   // the layout q4x4_avx512 reads
-  if (const int64_t w = L.pad()) {
-
+  if (L.kind == 3 || L.kind == 4) { quant_lin(L, x, ldx, y, ldy, nb, r0, r1, add, xpad); return; }
+  if (L.kind == 2) {
     for (int64_t b = 0; b < nb; ++b) {
-      float* p = xpad + b * w; const float* xb = x + b * ldx;
-      std::memcpy(p, xb, L.in * sizeof(float));
-      std::fill(p + L.in, p + w, 0.0f);
-      if (split)
-        for (int64_t g = 0; g < w; g += 32) {
-          float t[32]; std::memcpy(t, p + g, sizeof t);
-          for (int l = 0; l < 16; ++l) { p[g + l] = t[2 * l]; p[g + 16 + l] = t[2 * l + 1]; }
-        }
+      float* p = xpad + b * L.W64 * 64;
+      std::memcpy(p, x + b * ldx, L.in * sizeof(float));
+      std::fill(p + L.in, p + L.W64 * 64, 0.0f);
     }
-    x = xpad; ldx = w;
+    x = xpad; ldx = L.W64 * 64;
   }
   for (int64_t b0 = 0; b0 < nb; b0 += 4) {
     const int64_t g = std::min<int64_t>(4, nb - b0);
     const float* xb = x + b0 * ldx; float* yb = y + b0 * ldy;
-    if (g == 1) lin_rows<1>(L, xb, ldx, yb, ldy, r0, r1, add, split);
-    else if (g == 2) lin_rows<2>(L, xb, ldx, yb, ldy, r0, r1, add, split);
-    else if (g == 3) lin_rows<3>(L, xb, ldx, yb, ldy, r0, r1, add, split);
-    else lin_rows<4>(L, xb, ldx, yb, ldy, r0, r1, add, split);
+    if (g == 1) lin_rows<1>(L, xb, ldx, yb, ldy, r0, r1, add, false);
+    else if (g == 2) lin_rows<2>(L, xb, ldx, yb, ldy, r0, r1, add, false);
+    else if (g == 3) lin_rows<3>(L, xb, ldx, yb, ldy, r0, r1, add, false);
+    else lin_rows<4>(L, xb, ldx, yb, ldy, r0, r1, add, false);
   }
 }
 

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['QUANT_KINDS', 'SCALE_DTYPES', 'check_quant_args', 'pack_int4', 'unpack_int4', 'quantize_groups', 'dequantize',
-           'QuantLinear', 'QuantEmbedding', 'QuantSparseLinear', 'quantize', 'quant_structure', 'weight_bytes']
+           'quantize_activations', 'QuantLinear', 'QuantEmbedding', 'QuantSparseLinear', 'quantize', 'quant_structure',
+           'weight_bytes']
 
 # %% ../../nbs/annex/07k_quant.ipynb #08b0c980
 import copy, math
@@ -65,6 +66,17 @@ def dequantize(codes:Tensor, scales:Tensor, # as from `quantize_groups` (rows ma
     w = q.float().unflatten(-1, (-1, group_size)) * scales.float()[..., None]  # (..., G, g)
     return w.flatten(-2)[..., :in_features]
 
+# %% ../../nbs/annex/07k_quant.ipynb #d9b83133
+def quantize_activations(x:Tensor, # (..., n) activations
+                         group_size:int=32) -> Tensor: # columns sharing a scale
+    "x' = round(x / s) * s with s = max|x| / 127 per group of `group_size` columns of each row: what a quantized product multiplies."
+    n, ct = x.shape[-1], torch.promote_types(x.dtype, torch.float32)
+    g = F.pad(x.to(ct), (0, -n % group_size)).unflatten(-1, (-1, group_size))  # (..., G, g)
+    s = g.abs().amax(-1, keepdim=True) / 127                                    # (..., G, 1)
+    q = torch.where(s > 0, g / torch.where(s > 0, s, 1.), 0.).round()
+    return (q * s).flatten(-2)[..., :n].to(x.dtype)                             # (..., n)
+
+
 # %% ../../nbs/annex/07k_quant.ipynb #23d02d8e
 class QuantLinear(nn.Module):
     "A Linear layer held as group-quantized codes plus a scale per group; `forward` dequantizes (the reference)."
@@ -94,6 +106,7 @@ class QuantLinear(nn.Module):
         return dequantize(self.codes, self.scales, self.dtype, self.group_size, self.in_features)
 
     def forward(self, x:Tensor) -> Tensor: # (..., in_features)
+        x = quantize_activations(x, self.group_size)                   # the input quantized as the kernels take it (below)
         return F.linear(x, self.weight.to(x.dtype), None if self.bias is None else self.bias.to(x.dtype))  # (..., out_features)
 
     def extra_repr(self) -> str:
