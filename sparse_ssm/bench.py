@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['MODELS', 'DEFAULT_TRAIN_MODELS', 'SPEED_EXTRA', 'QUANT_SHAPE', 'GGUF_TYPES', 'LLAMA_MISSING', 'QUANT_ARCHS',
-           'QUANT_RATIOS', 'PARTS', 'KERNELS', 'SCAN_FILES', 'FAMILY', 'MEASURES', 'EXTRA_PARTS', 'TRAIN_TARGETS',
-           'SUMMARY', 'PeakMemory', 'format_table', 'mambapy_scan', 'scan_calls', 'bench_scan', 'matched_transformer',
-           'MambapyLM', 'register_model', 'train_step_fn', 'bench_training', 'copy_bandwidth', 'weight_bytes',
-           'bench_decode', 'bench_speed', 'speed_ratio', 'bench_threads', 'synthetic_tokenizer', 'state_bytes',
-           'gguf_bytes', 'FusedRunner', 'llama_cpp_module', 'LlamaGreedy', 'quant_peers', 'quant_pruned',
-           'quant_sampling', 'quant_arch', 'bench_quant', 'quant_ratios', 'print_quant', 'bench_sparse', 'bench',
-           'summary', 'figures_table', 'check_readme']
+           'QUANT_RATIOS', 'PARTS', 'KERNELS', 'SCAN_FILES', 'FAMILY', 'DECODE_FILES', 'MEASURES', 'EXTRA_PARTS',
+           'TRAIN_TARGETS', 'SUMMARY', 'PeakMemory', 'format_table', 'mambapy_scan', 'scan_calls', 'bench_scan',
+           'matched_transformer', 'MambapyLM', 'register_model', 'train_step_fn', 'bench_training', 'copy_bandwidth',
+           'weight_bytes', 'bench_decode', 'bench_speed', 'speed_ratio', 'bench_threads', 'synthetic_tokenizer',
+           'state_bytes', 'gguf_bytes', 'FusedRunner', 'llama_cpp_module', 'LlamaGreedy', 'quant_peers', 'quant_pruned',
+           'quant_sampling', 'IntDot', 'quant_intdot', 'quant_arch', 'bench_quant', 'quant_ratios', 'print_quant',
+           'bench_sparse', 'bench', 'summary', 'figures_table', 'check_readme']
 
 # %% ../nbs/annex/40_benchmarks.ipynb #b7ccd3af
 import argparse, copy, ctypes, logging, math, os, re, shutil, statistics, sys, tempfile
@@ -34,7 +34,7 @@ from .model.sparse import prune, compress
 from .model.gguf import save_gguf
 from .dataset.tokenizer import BPETokenizer
 from .inference.decode_cpu import plan_for, fused_greedy, fused_sample
-from ._core import kernel_files
+from ._core import kernel_files, load_kernels
 
 # %% ../nbs/annex/40_benchmarks.ipynb #d473e473
 def _libc():
@@ -372,6 +372,25 @@ def quant_sampling(models:dict, ids, n:int, reps:int, bw:float, temperature=0.8,
             r, b = _ours({f"{k} {how}": x}, ids, n, **kw); runners.update(r); nbytes.update(b)
     return _timed_rows("sample", runners, nbytes, n, reps, bw)
 
+class IntDot:
+    "Run a runner with the quantized products' integer dot products on (VNNI, the default where the CPU has them) or off (fp32)."
+    def __init__(self, runner, on:bool): self.runner, self.on, self.chosen = runner, on, runner.chosen
+    def __call__(self):
+        ext = load_kernels(); ext.int_dot(int(self.on))
+        try: self.runner()
+        finally: ext.int_dot(1)
+
+def quant_intdot(models:dict, ids, n:int, reps:int, bw:float) -> list: # precision -> quantized model
+    "Group intdot: each quantized model with int8 dot products (VNNI) and with fp32 products of codes and quantized activations."
+    runners, nbytes = {}, {}
+    for k, x in models.items():
+        r, b = _ours({k: x}, ids, n)
+        for how, on in (("integer dot", True), ("fp32", False)):
+            runners[f"{k} {how}"], nbytes[f"{k} {how}"] = IntDot(r[k], on), b[k]
+    rows = _timed_rows("intdot", runners, nbytes, n, reps, bw)
+    for r in rows: r["vnni"] = bool(load_kernels().int_dot(-1))
+    return rows
+
 def quant_arch(name:str, d_model:int, n_layer:int, vocab_size:int, ids, n:int, reps:int, bw:float) -> list: # name: a key of QUANT_ARCHS
     "Group `name`: fused fp32 and int8 decoding of that architecture; a precision without a fused plan gets a row that says 'not fused'."
     torch.manual_seed(0); m = QUANT_ARCHS[name](d_model, n_layer, vocab_size).eval()
@@ -394,6 +413,7 @@ def bench_quant(d_model=768, n_layer=24, vocab_size=50280, # QUANT_SHAPE
         ours = {"fp32": m, "int8": quantize(m, "int8"), "int4": quantize(m, "int4")}
         rows = quant_peers(m, ids, n_tokens, reps, bw, threads, ours)
         rows += quant_sampling({k: ours[k] for k in ("fp32", "int8")}, ids, n_tokens, reps, bw)
+        rows += quant_intdot({k: ours[k] for k in ("int8", "int4")}, ids, n_tokens, reps, bw)
         rows += quant_pruned(m, ours["int8"], ids, n_tokens, reps, bw)
         del m, ours
         for name in QUANT_ARCHS: rows += quant_arch(name, d_model, n_layer, vocab_size, ids, n_tokens, reps, bw)
@@ -415,7 +435,9 @@ QUANT_RATIOS = (  # (label, group, row, denominator row or None, field, "<=" / "
     ("Mamba-3 fp32 share of copy", "Mamba3LM", "fp32", None, "frac_of_copy", ">=", 0.70),
     ("Mamba-3 int8/fp32", "Mamba3LM", "int8", "fp32", "tokens_per_s", ">=", 1.8),
     ("fp32 sample/greedy", "sample", "fp32 sample", "fp32 greedy", "tokens_per_s", ">=", 0.9),
-    ("int8 sample/greedy", "sample", "int8 sample", "int8 greedy", "tokens_per_s", ">=", 0.9))
+    ("int8 sample/greedy", "sample", "int8 sample", "int8 greedy", "tokens_per_s", ">=", 0.9),
+    ("int8 integer dot/fp32", "intdot", "int8 integer dot", "int8 fp32", "tokens_per_s", ">", 1.0),   # which the kernels keep (VNNI where it is)
+    ("int4 integer dot/fp32", "intdot", "int4 integer dot", "int4 fp32", "tokens_per_s", ">", 1.0))
 _CMP = {"<=": float.__le__, ">=": float.__ge__, ">": float.__gt__}
 
 def quant_ratios(rows:list) -> list:
@@ -496,17 +518,17 @@ KERNELS = [f"sparse_ssm/csrc/{f}" for f in ("common.h", "isa_copies.h", "vmath.h
 SCAN_FILES = ["sparse_ssm/model/scan.py", "sparse_ssm/model/scan_cpu.py", "sparse_ssm/csrc/scan.h", "sparse_ssm/csrc/scan_kernel.h",
               "sparse_ssm/csrc/scan_avx512.h", "sparse_ssm/csrc/scan.cpp"] + KERNELS
 FAMILY = [f"sparse_ssm/model/{m}.py" for m in ("mamba", "mamba2", "mamba3", "ssd", "selective_param", "transformer")]
+DECODE_FILES = [f"sparse_ssm/csrc/{f}" for f in ("decode.h", "lin_step.h", "model_step.h", "decode_driver.h", "mamba_step.h", "decode.cpp", "sparse_rows.h")]
 MEASURES = {  # part -> the files whose code its figures measure (a record's fingerprint; `stale_records` compares it)
     "scan": SCAN_FILES,
     "train": SCAN_FILES + FAMILY,
-    "decode": ["sparse_ssm/model/mamba.py", "sparse_ssm/inference/decode_cpu.py", "sparse_ssm/model/sparse_kernel.py",
-               "sparse_ssm/csrc/decode.h", "sparse_ssm/csrc/decode_step.h", "sparse_ssm/csrc/decode.cpp", "sparse_ssm/csrc/sparse_rows.h"] + KERNELS,
+    "decode": ["sparse_ssm/model/mamba.py", "sparse_ssm/inference/decode_cpu.py", "sparse_ssm/model/sparse_kernel.py"] + DECODE_FILES + KERNELS,
     "threads": SCAN_FILES + FAMILY,
     "quant": FAMILY + [f"sparse_ssm/model/{m}.py" for m in ("quant", "sparse", "sparse_kernel", "gguf")] + ["sparse_ssm/inference/decode_cpu.py"]
              + [f"sparse_ssm/csrc/{p.name}" for p in kernel_files()],
     "speed": SCAN_FILES + FAMILY,
     "sparse": FAMILY + ["sparse_ssm/model/sparse.py", "sparse_ssm/model/shrink.py", "sparse_ssm/model/sparse_kernel.py", "sparse_ssm/inference/decode_cpu.py",
-                        "sparse_ssm/csrc/sparse.cpp", "sparse_ssm/csrc/sparse_rows.h", "sparse_ssm/csrc/decode_step.h", "sparse_ssm/sparsity_sweep.py"] + KERNELS,
+                        "sparse_ssm/csrc/sparse.cpp", "sparse_ssm/sparsity_sweep.py"] + DECODE_FILES + KERNELS,
 }
 EXTRA_PARTS = ("speed", "sparse", "matmul", "quant")  # on request only: pruned and dense side by side at the tiny and 130M shapes (minutes);
                                    # torch's CSR/BSR products (06a) and the packed layouts (06b) against dense, written to data/;
@@ -527,13 +549,15 @@ def bench(argv=None): # command-line arguments (default: sys.argv)
     p.add_argument("--decode-shape", type=_ints, default=(768, 24, 50280), help="d_model,n_layer,vocab_size of decoding")
     p.add_argument("--quant-shape", type=_ints, default=QUANT_SHAPE, help="d_model,n_layer,vocab_size of the quant part")
     p.add_argument("--quant-tokens", type=int, default=128, help="new tokens per timed call in the quant part")
-    p.add_argument("--omp-wait", choices=["passive", "active", "inherit"], default="passive",
-                   help="idle OpenMP threads sleep (passive) or spin (active); read when torch starts, so the command restarts itself once")
+    p.add_argument("--omp-wait", choices=["auto", "passive", "active", "inherit"], default="auto",
+                   help="idle OpenMP threads sleep (passive) or spin (active), or as the environment says (inherit); auto: inherit for the quant part alone, "
+                        "else passive; read when torch starts, so the command restarts itself once")
     a = p.parse_args(argv)
     parts, models = a.parts.split(","), a.models.split(",")
     bad = [x for x in parts if x not in PARTS + EXTRA_PARTS] + [m for m in models if m not in MODELS]
     if bad: p.error(f"unknown part or model {bad}; parts: {','.join(PARTS)}; models: {','.join(MODELS)}")
     if "Transformer" not in models: p.error("--models must include Transformer, the peer of the training ratios")
+    if a.omp_wait == "auto": a.omp_wait = "inherit" if set(parts) == {"quant"} else "passive"
     if argv is None and a.omp_wait != "inherit" and os.environ.get("OMP_WAIT_POLICY", "").lower() != a.omp_wait:
         os.execve(sys.executable, [sys.executable, "-m", "sparse_ssm.bench", *sys.argv[1:]], {**os.environ, "OMP_WAIT_POLICY": a.omp_wait.upper()})
     if a.quick:

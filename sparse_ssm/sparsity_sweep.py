@@ -281,7 +281,7 @@ SWEEP_MEASURES = {  # part -> the files whose code its figures measure (the reco
                          "sparse_ssm/dataset/dataloader.py", "sparse_ssm/dataset/tasks.py"],
     "speed": _MODEL + ["sparse_ssm/model/scan.py", "sparse_ssm/model/scan_cpu.py", "sparse_ssm/model/sparse_kernel.py",
                        "sparse_ssm/inference/inference.py", "sparse_ssm/inference/decode_cpu.py"] +
-             [f"sparse_ssm/csrc/{f}" for f in ("sparse.cpp", "sparse_rows.h", "decode.cpp", "decode.h", "decode_step.h",
+             [f"sparse_ssm/csrc/{f}" for f in ("sparse.cpp", "sparse_rows.h", "decode.cpp", "decode.h", "lin_step.h", "mamba_step.h", "model_step.h", "decode_driver.h",
                                                "scan.cpp", "scan.h", "scan_kernel.h", "common.h", "kernels.h")],
     "memory": _MODEL + ["sparse_ssm/model/sparse_kernel.py", "sparse_ssm/inference/inference.py", "sparse_ssm/inference/decode_cpu.py"],
 }

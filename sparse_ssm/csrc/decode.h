@@ -161,6 +161,35 @@ static inline void q4x4_vnni(const uint8_t* q, int64_t ldq, int64_t G, const flo
   }
   for (int r = 0; r < 4; ++r) out[r] = _mm512_reduce_add_ps(a[r]);
 }
+// one CSR16 row with int8 values (kind 5) times one vector: 16 kept values a step (their columns widened, x gathered
+// at them, the codes converted), the scale of each group of `g` kept values applied to its partial sums, one sum
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static inline float csr_q8_row_avx512(const Lin& L, int64_t r, const float* x) {
+  const int32_t j0 = L.rp[r], j1 = L.rp[r + 1];
+  __m512 acc = _mm512_setzero_ps();
+  for (int32_t j = j0, k = L.srp[r]; j < j1; j += (int32_t)L.group, ++k) {
+    const int32_t e = std::min<int32_t>(j1, j + (int32_t)L.group);
+    __m512 part = _mm512_setzero_ps();
+    for (int32_t i = j; i < e; i += 16) {
+      const __mmask16 m = e - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (e - i)) - 1);
+      const __m512i c = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, L.cols + i));
+      const __m512 xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, c, x, 4);
+      const __m512 w = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, L.q8 + i)));
+      part = _mm512_fmadd_ps(w, xv, part);
+    }
+    acc = _mm512_fmadd_ps(part, _mm512_set1_ps(lin_scale(L, k)), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+// n fp16 scales to fp32, 16 a step (vcvtph2ps), and a prefetch of the scales a few blocks of rows ahead: the scales are
+// a second stream beside the codes, and without it each block of rows waits for its scales' cache line
+__attribute__((target("avx512f")))
+static inline void halves_avx512(const uint16_t* h, int64_t n, float* out, const uint16_t* ahead) {
+  _mm_prefetch((const char*)ahead, _MM_HINT_T0); _mm_prefetch((const char*)ahead + 64, _MM_HINT_T0); _mm_prefetch((const char*)ahead + 128, _MM_HINT_T0);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(h + i))));
+  for (; i < n; ++i) out[i] = half_to_float(h[i]);
+}
 __attribute__((target("avx512f"))) static inline float hsum16_avx512(const float* a) { return _mm512_reduce_add_ps(_mm512_loadu_ps(a)); }
 #endif
 // chapter 06b's row kernels at the best level the CPU and the caller's ISA allow

@@ -87,7 +87,7 @@ static void lin_rows(const Lin& L, const float* x, int64_t ldx, float* y, int64_
       float buf[4 * 512];
       for (; r + 4 <= r1; r += 4) {
         const float* sc = L.s32 ? L.s32 + r * G : buf;
-        if (!L.s32) { const uint16_t* h = L.s16 + r * G; for (int64_t i = 0; i < 4 * G; ++i) buf[i] = half_to_float(h[i]); }
+        if (!L.s32) halves_avx512(L.s16 + r * G, 4 * G, buf, L.s16 + std::min(r + 16, L.out - 4) * G);
         if (L.kind == 3) q8x4_avx512(L.q8 + r * L.inp, L.inp, G, sc, x, acc);
         else q4x4_avx512(L.q4 + r * L.inp / 2, L.inp / 2, G, sc, x, acc);
         for (int q = 0; q < 4; ++q) put(r + q, 0, acc[q]);
@@ -101,6 +101,9 @@ static void lin_rows(const Lin& L, const float* x, int64_t ldx, float* y, int64_
     return;
   }
   if (L.kind == 5) {
+#ifdef SPARSE_X86
+    if (ISA == 2 && NB == 1) { for (int64_t r = r0; r < r1; ++r) put(r, 0, csr_q8_row_avx512(L, r, x)); return; }
+#endif
     for (int64_t r = r0; r < r1; ++r) { csr_q8_row<NB>(L, r, x, ldx, acc); for (int b = 0; b < NB; ++b) put(r, b, acc[b]); }
     return;
   }
@@ -164,7 +167,7 @@ static void quant_lin(const Lin& L, const float* x, int64_t ldx, float* y, int64
     if (G <= 512)
       for (; r + 4 <= r1; r += 4) {
         const float* sc = L.s32 ? L.s32 + r * G : buf;
-        if (!L.s32) { const uint16_t* h = L.s16 + r * G; for (int64_t i = 0; i < 4 * G; ++i) buf[i] = half_to_float(h[i]); }
+        if (!L.s32) halves_avx512(L.s16 + r * G, 4 * G, buf, L.s16 + std::min(r + 16, L.out - 4) * G);
         if (L.kind == 3) q8x4_vnni(L.q8 + r * inp, inp, G, sc, xq, xs, acc);
         else q4x4_vnni(L.q4 + r * inp / 2, inp / 2, G, sc, xeo, corr, xsv, acc);
         for (int q = 0; q < 4; ++q) { const float v = acc[q] + (L.bias ? L.bias[r + q] : 0.0f); y[r + q] = add ? y[r + q] + v : v; }

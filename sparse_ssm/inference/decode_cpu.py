@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['LIN_KINDS', 'FUSED_ARCHS', 'decode_kernel_available', 'lin_args', 'FusedArch', 'StepPlan', 'plan_for', 'fused_step',
-           'fused_greedy', 'fused_sample', 'register_fused', 'mamba_layer_args']
+           'fused_greedy', 'fused_sample', 'register_fused', 'mamba_layer_args', 'paths_agree', 'tokens_agree']
 
 # %% ../../nbs/annex/18a_decode_cpu.ipynb #1c6e155f
 import warnings
@@ -175,4 +175,16 @@ def mamba_layer_args(layer) -> tuple|None:
     return ts, ms
 
 register_fused(MambaLM, FusedArch(MambaBlock, "mamba_decode", ("conv_states", "ssm_states"), mamba_layer_args))
+
+
+# %% ../../nbs/annex/18a_decode_cpu.ipynb #9afa32b7
+def paths_agree(a:Tensor, b:Tensor, # the same logits or state from two paths
+                quantized:bool=False, eps:float=1e-5) -> bool: # quantized: products that quantize their input
+    "True when `a` and `b` agree: within `eps` (float32 rounding), or for quantized products within a normalised squared error of 1e-4."
+    if not quantized: return bool(torch.allclose(a, b, rtol=eps, atol=eps))
+    return bool(((a - b).double().norm() ** 2 <= 1e-4 * a.double().norm() ** 2).item())
+
+def tokens_agree(a:Tensor, b:Tensor, quantized:bool=False) -> bool: # (b, n) tokens from two paths
+    "Equal tokens, or for quantized products at least 3/4 of them equal (a rounding step may tip a near tie, and the row follows)."
+    return bool(torch.equal(a, b) if not quantized else a.shape == b.shape and (a == b).float().mean() >= 0.75)
 
