@@ -65,6 +65,7 @@ static inline void dense4_avx512(const float* w, int64_t in, const float* x, flo
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t c = 0;
   for (; c + 16 <= in; c += 16) {
+    for (int r = 4; r < 8; ++r) _mm_prefetch((const char*)(w + r * in + c), _MM_HINT_T0);   // the next four rows: see q8x4_vnni
     const __m512 xv = _mm512_loadu_ps(x + c);
     a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + c), xv, a0);
     a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + in + c), xv, a1);
@@ -89,6 +90,7 @@ static inline void q8x4_avx512(const int8_t* q, int64_t ldq, int64_t G, const fl
   __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   for (int64_t g = 0; g < G; ++g) {
     const __m512 x0 = _mm512_loadu_ps(x + 32 * g), x1 = _mm512_loadu_ps(x + 32 * g + 16);
+    for (int r = 8; r < 12; ++r) _mm_prefetch((const char*)(q + r * ldq + 32 * g), _MM_HINT_T0);
     for (int r = 0; r < 4; ++r) {
       const int8_t* p = q + r * ldq + 32 * g;
       const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)));
@@ -106,6 +108,7 @@ static inline void q4x4_avx512(const uint8_t* q, int64_t ldq, int64_t G, const f
   const __m512i lo = _mm512_set1_epi32(15), eight = _mm512_set1_epi32(8);
   for (int64_t g = 0; g < G; ++g) {
     const __m512 x0 = _mm512_loadu_ps(xe + 32 * g), x1 = _mm512_loadu_ps(xe + 32 * g + 16);
+    if (g % 4 == 0) for (int r = 8; r < 12; ++r) _mm_prefetch((const char*)(q + r * ldq + 16 * g), _MM_HINT_T0);
     for (int r = 0; r < 4; ++r) {
       const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(q + r * ldq + 16 * g)));
       const __m512 w0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, lo), eight));
@@ -117,20 +120,23 @@ static inline void q4x4_avx512(const uint8_t* q, int64_t ldq, int64_t G, const f
 }
 // int8 codes against int8 activations with VNNI, four rows, groups of 32 taken two at a time (64 bytes): |xq| is the
 // unsigned operand and xq's sign is moved onto the codes; lanes 0-7 hold the first group's sums, 8-15 the second's;
-// sc: the rows' weight scales (4 rows of G, fp32), xs: the activation scales (G)
+// sc: each row's group scales already multiplied by the activations' (4 rows of G, fp32). The hardware prefetcher
+// does not keep ahead of four short row streams read from memory: a software prefetch of the rows two blocks
+// ahead doubled a 154 MB product's speed on the development machine (prefetches past the end do not fault)
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static inline void q8x4_vnni(const int8_t* q, int64_t ldq, int64_t G, const float* sc, const int8_t* xq, const float* xs, float* out) {
+static inline void q8x4_vnni(const int8_t* q, int64_t ldq, int64_t G, const float* sc, const int8_t* xq, float* out) {
   __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   for (int64_t g = 0; g + 2 <= G; g += 2) {
     const __m512i xv = _mm512_loadu_si512(xq + 32 * g);
     const __mmask64 neg = _mm512_movepi8_mask(xv);
     const __m512i ax = _mm512_abs_epi8(xv);
-    const __m512 xsv = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(xs[g]), _mm512_set1_ps(xs[g + 1]));
+    for (int r = 8; r < 12; ++r) _mm_prefetch((const char*)(q + r * ldq + 32 * g), _MM_HINT_T0);   // rows two blocks ahead
     for (int r = 0; r < 4; ++r) {
       __m512i w = _mm512_loadu_si512(q + r * ldq + 32 * g);
       w = _mm512_mask_sub_epi8(w, neg, _mm512_setzero_si512(), w);
       const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, w);
-      const __m512 s = _mm512_mul_ps(xsv, _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(sc[r * G + g]), _mm512_set1_ps(sc[r * G + g + 1])));
+      const __m512 s = _mm512_permutexvar_ps(pair, _mm512_castpd_ps(_mm512_castpd128_pd512(_mm_load_sd((const double*)(sc + r * G + g)))));
       a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, a[r]);
     }
   }
@@ -139,23 +145,23 @@ static inline void q8x4_vnni(const int8_t* q, int64_t ldq, int64_t G, const floa
 // int4 codes (stored + 8, so 0..15: the unsigned operand as they are) against int8 activations with VNNI, four rows,
 // groups of 32 taken four at a time (64 bytes of codes): the low nibbles (even columns of the four groups) meet xe,
 // the high ones xo (xq rearranged so per block: the four groups' even columns, then their odd ones); lane 4k..4k+3
-// belongs to group k of the block; `corr` (16 lanes a block) is 8 times the lane's sum of xq, the +8 taken back
+// belongs to group k of the block; `corr` (16 lanes a block) is 8 times the lane's sum of xq, the +8 taken back;
+// sc: each row's group scales already multiplied by the activations'
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static inline void q4x4_vnni(const uint8_t* q, int64_t ldq, int64_t G, const float* sc, const int8_t* xeo, const int32_t* corr,
-                             const float* xsv, float* out) {
+static inline void q4x4_vnni(const uint8_t* q, int64_t ldq, int64_t G, const float* sc, const int8_t* xeo, const int32_t* corr, float* out) {
   __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   const __m512i nib = _mm512_set1_epi8(15);
   const __m512i lane4 = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
   for (int64_t g = 0, k = 0; g + 4 <= G; g += 4, ++k) {
     const __m512i xe = _mm512_loadu_si512(xeo + 128 * k), xo = _mm512_loadu_si512(xeo + 128 * k + 64);
     const __m512i c = _mm512_loadu_si512(corr + 16 * k);
-    const __m512 xs = _mm512_loadu_ps(xsv + 16 * k);
+    for (int r = 8; r < 12; ++r) _mm_prefetch((const char*)(q + r * ldq + 16 * g), _MM_HINT_T0);
     for (int r = 0; r < 4; ++r) {
       const __m512i v = _mm512_loadu_si512(q + r * ldq + 16 * g);
       const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
       __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xe);
       d = _mm512_sub_epi32(_mm512_dpbusd_epi32(d, hi, xo), c);
-      const __m512 s = _mm512_mul_ps(xs, _mm512_permutexvar_ps(lane4, _mm512_castps128_ps512(_mm_loadu_ps(sc + r * G + g))));
+      const __m512 s = _mm512_permutexvar_ps(lane4, _mm512_castps128_ps512(_mm_loadu_ps(sc + r * G + g)));
       a[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, a[r]);
     }
   }

@@ -153,7 +153,7 @@ static void quant_lin(const Lin& L, const float* x, int64_t ldx, float* y, int64
   if (vnni && r1 - r0 >= 4) {
     float* p = xpad; const int8_t* xq = reinterpret_cast<const int8_t*>(p + inp); float* xs = p + inp + inp / 4 + 1;
     float buf[4 * 512], acc[4];
-    int8_t* xeo = reinterpret_cast<int8_t*>(xs + G + 15); int32_t* corr = reinterpret_cast<int32_t*>(xeo + inp); float* xsv = reinterpret_cast<float*>(corr + 4 * G);
+    int8_t* xeo = reinterpret_cast<int8_t*>(xs + G + 15); int32_t* corr = reinterpret_cast<int32_t*>(xeo + inp);
     if (L.kind == 4)                                  // per block of four groups: their even columns, then their odd ones
       for (int64_t k = 0; 4 * k < G; ++k) {
         int8_t* e = xeo + 128 * k; int32_t s[16] = {};
@@ -162,14 +162,17 @@ static void quant_lin(const Lin& L, const float* x, int64_t ldx, float* y, int64
           e[j] = xq[col]; e[64 + j] = xq[col + 1];
           s[j / 4] += 8 * (xq[col] + xq[col + 1]);
         }
-        for (int l = 0; l < 16; ++l) { corr[16 * k + l] = s[l]; xsv[16 * k + l] = xs[4 * k + l / 4]; }
+        for (int l = 0; l < 16; ++l) corr[16 * k + l] = s[l];
       }
     if (G <= 512)
-      for (; r + 4 <= r1; r += 4) {
-        const float* sc = L.s32 ? L.s32 + r * G : buf;
-        if (!L.s32) halves_avx512(L.s16 + r * G, 4 * G, buf, L.s16 + std::min(r + 16, L.out - 4) * G);
-        if (L.kind == 3) q8x4_vnni(L.q8 + r * inp, inp, G, sc, xq, xs, acc);
-        else q4x4_vnni(L.q4 + r * inp / 2, inp / 2, G, sc, xeo, corr, xsv, acc);
+      for (; r + 4 <= r1; r += 4) {                   // the rows' scales times the activations', then four rows
+        if (L.s32) std::memcpy(buf, L.s32 + r * G, 4 * G * sizeof(float));
+        else halves_avx512(L.s16 + r * G, 4 * G, buf, L.s16 + std::min(r + 16, L.out - 4) * G);
+        for (int q = 0; q < 4; ++q)
+#pragma omp simd
+          for (int64_t k = 0; k < G; ++k) buf[q * G + k] *= xs[k];
+        if (L.kind == 3) q8x4_vnni(L.q8 + r * inp, inp, G, buf, xq, acc);
+        else q4x4_vnni(L.q4 + r * inp / 2, inp / 2, G, buf, xeo, corr, acc);
         for (int q = 0; q < 4; ++q) { const float v = acc[q] + (L.bias ? L.bias[r + q] : 0.0f); y[r + q] = add ? y[r + q] + v : v; }
       }
   }
