@@ -499,6 +499,12 @@ def _quant_archs(f):
     return ("Mamba-2 / Mamba-3 fused decoding (d_state 128, heads of 64), tokens/s; fp32 weight bytes x tokens/s against the copy bandwidth of the same run",
             _join(toks, val, f"copy {bw:.1f} GB/s"), tgt, ok)
 
+def _quant_intdot(f):
+    val, tgt, ok = _qr(f, "int8 integer dot/fp32", "int4 integer dot/fp32")
+    vnni = any(r.get("vnni") for r in f["rows"] if r["group"] == "intdot")
+    return (f"quantized products: integer dot products ({'AVX-512 VNNI' if vnni else 'no VNNI here: fp32 both'}) against fp32 products of the same codes, tokens/s",
+            _join(_tok(f, "intdot", "int8 integer dot", "int8 fp32", "int4 integer dot", "int4 fp32"), val), tgt, ok)
+
 def _quant_sample(f):
     val, tgt, ok = _qr(f, "fp32 sample/greedy", "int8 sample/greedy")
     return ("Mamba-1 fused_sample (temperature 0.8, top-k 40) against fused_greedy, tokens/s", _join(_tok(f, "sample", "fp32 greedy", "fp32 sample", "int8 greedy", "int8 sample"), val), tgt, ok)
@@ -671,7 +677,7 @@ def _speed(f):
             "; ".join(out) + f". Mamba faster somewhere at L = {', '.join(map(str, wins)) or 'none'}; slower somewhere at L = {', '.join(map(str, loses)) or 'none'}", "", None)
 
 SUMMARY = [("scan", _scan), ("train", _train), ("train", _train_others), ("decode", _decode), ("speed", _speed), ("threads", _threads), ("sparse", _sparse),
-           ("quant", _quant_peers), ("quant", _quant_bytes), ("quant", _quant_pruned), ("quant", _quant_archs), ("quant", _quant_sample)]
+           ("quant", _quant_peers), ("quant", _quant_bytes), ("quant", _quant_pruned), ("quant", _quant_archs), ("quant", _quant_sample), ("quant", _quant_intdot)]
 
 def summary(folder="data") -> list:
     "Rows (figure, value, target, verdict, command, record) from the bench records in `folder`; parts without a record are left out."
