@@ -76,7 +76,9 @@ struct Sampler {
   int64_t V = 0, limit = 0, top_k = 0, eos = -1, counter = 0; uint64_t seed = 0;
   double temp = 0, top_p = 1, pen = 1; bool* seen = nullptr;     // seen (nb, V) or null
 };
-// the next token of row b from its logits lg (V floats) at draw number `step`
+// the next token of row b from its logits lg (V floats) at draw number `step`. With top-k, only the kept ids are
+// visited after two passes over the logits (the k-th largest value, then the ids at or above it, in id order): the
+// same tokens as the full rule, whose dropped ids weigh nothing in the inverse CDF.
 static int64_t choose(const Sampler& S, const float* lg, int64_t b, int64_t step, std::vector<double>& z, std::vector<int64_t>& keep) {
   const int64_t V = S.V, lim = S.limit; const double NINF = -std::numeric_limits<double>::infinity();
   const bool* seen = S.seen ? S.seen + b * V : nullptr; const bool pen = seen && S.pen != 1.0;
@@ -85,36 +87,42 @@ static int64_t choose(const Sampler& S, const float* lg, int64_t b, int64_t step
     for (int64_t v = 1; v < lim; ++v) if (lg[v] > lg[best]) best = v;
     return best;
   }
-  z.resize(V);
-  for (int64_t v = 0; v < V; ++v) {
+  auto value = [&](int64_t v) {                   // penalty, the ids past the limit, temperature: in float64
+    if (v >= lim) return NINF;
     double t = lg[v];
     if (pen && seen[v]) t = t > 0 ? t / S.pen : t * S.pen;
-    z[v] = v < lim ? t : NINF;
-  }
-  if (S.temp == 0) return std::max_element(z.begin(), z.end()) - z.begin();   // the first largest
-  for (int64_t v = 0; v < V; ++v) z[v] /= S.temp;
-  if (S.top_k > 0 && S.top_k < V) {                // the k-th largest value (ties counted); below it is dropped
+    return S.temp == 0 ? t : t / S.temp;
+  };
+  keep.clear(); z.clear();
+  if (S.temp != 0 && S.top_k > 0 && S.top_k < V) { // the k-th largest value (ties counted); below it is dropped
     std::priority_queue<double, std::vector<double>, std::greater<double>> heap;
-    for (int64_t v = 0; v < V; ++v)
-      if ((int64_t)heap.size() < S.top_k) heap.push(z[v]); else if (z[v] > heap.top()) { heap.pop(); heap.push(z[v]); }
+    for (int64_t v = 0; v < V; ++v) {
+      const double t = value(v);
+      if ((int64_t)heap.size() < S.top_k) heap.push(t); else if (t > heap.top()) { heap.pop(); heap.push(t); }
+    }
     const double kth = heap.top();
-    for (int64_t v = 0; v < V; ++v) if (z[v] < kth) z[v] = NINF;
+    for (int64_t v = 0; v < V; ++v) { const double t = value(v); if (t >= kth) { keep.push_back(v); z.push_back(t); } }
+  } else {
+    keep.resize(V); z.resize(V);
+    for (int64_t v = 0; v < V; ++v) { keep[v] = v; z[v] = value(v); }
   }
+  const int64_t n = (int64_t)keep.size();
+  if (S.temp == 0) return keep[std::max_element(z.begin(), z.end()) - z.begin()];   // the first largest
   const double mx = *std::max_element(z.begin(), z.end());
   if (S.top_p < 1) {                                // the smallest most probable set with mass >= top_p
-    keep.clear(); double sum = 0;
-    for (int64_t v = 0; v < V; ++v) if (z[v] > NINF) { keep.push_back(v); sum += std::exp(z[v] - mx); }
-    std::vector<std::pair<double, int64_t>> ps; ps.reserve(keep.size());
-    for (int64_t v : keep) ps.emplace_back(std::exp(z[v] - mx) / sum, v);
-    std::sort(ps.begin(), ps.end(), [](const auto& a, const auto& c) { return a.first > c.first || (a.first == c.first && a.second < c.second); });
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) if (z[i] > NINF) sum += std::exp(z[i] - mx);
+    std::vector<std::pair<double, int64_t>> ps; ps.reserve(n);
+    for (int64_t i = 0; i < n; ++i) if (z[i] > NINF) ps.emplace_back(std::exp(z[i] - mx) / sum, i);
+    std::sort(ps.begin(), ps.end(), [&](const auto& a, const auto& c) { return a.first > c.first || (a.first == c.first && keep[a.second] < keep[c.second]); });
     double cum = 0;
-    for (const auto& [p, v] : ps) { cum += p; if (cum - p >= S.top_p) z[v] = NINF; }
+    for (const auto& [p, i] : ps) { cum += p; if (cum - p >= S.top_p) z[i] = NINF; }
   }
   double total = 0;                                  // inverse CDF in vocabulary order
-  for (int64_t v = 0; v < V; ++v) total += z[v] > NINF ? std::exp(z[v] - mx) : 0.0;
+  for (int64_t i = 0; i < n; ++i) total += z[i] > NINF ? std::exp(z[i] - mx) : 0.0;
   const double target = draw_uniform(S.seed, (uint64_t)(S.counter + step), (uint64_t)b) * total;
   double c = 0;
-  for (int64_t v = 0; v < V; ++v) { c += z[v] > NINF ? std::exp(z[v] - mx) : 0.0; if (c > target) return v; }
+  for (int64_t i = 0; i < n; ++i) { c += z[i] > NINF ? std::exp(z[i] - mx) : 0.0; if (c > target) return keep[i]; }
   return V - 1;
 }
 

@@ -117,6 +117,19 @@ static void lin_rows(const Lin& L, const float* x, int64_t ldx, float* y, int64_
   }
 }
 
+// lin_rows over the batch rows, four at a time (each weight fetched once for up to four rows)
+static void batch_rows(const Lin& L, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t nb, int64_t r0, int64_t r1,
+                       bool add, bool split) {
+  for (int64_t b0 = 0; b0 < nb; b0 += 4) {
+    const int64_t g = std::min<int64_t>(4, nb - b0);
+    const float* xb = x + b0 * ldx; float* yb = y + b0 * ldy;
+    if (g == 1) lin_rows<1>(L, xb, ldx, yb, ldy, r0, r1, add, split);
+    else if (g == 2) lin_rows<2>(L, xb, ldx, yb, ldy, r0, r1, add, split);
+    else if (g == 3) lin_rows<3>(L, xb, ldx, yb, ldy, r0, r1, add, split);
+    else lin_rows<4>(L, xb, ldx, yb, ldy, r0, r1, add, split);
+  }
+}
+
 // x (in floats) quantized as chapter 07k's reference does, per group of g columns: xs = max|x| / 127,
 // xq = round(x / xs) (ties to even), and x' = xq * xs (floats, zeros past `in` up to `inp`)
 static void quantize_x(const float* x, int64_t in, int64_t inp, int64_t g, float* xd, int8_t* xq, float* xs) {
@@ -177,14 +190,7 @@ static void quant_lin(const Lin& L, const float* x, int64_t ldx, float* y, int64
       }
   }
 #endif
-  for (int64_t b0 = 0; b0 < nb; b0 += 4) {            // the rest: the fp32 path on x'
-    const int64_t g = std::min<int64_t>(4, nb - b0);
-    const float* xb = xpad + b0 * w; float* yb = y + b0 * ldy;
-    if (g == 1) lin_rows<1>(L, xb, w, yb, ldy, r, r1, add, split);
-    else if (g == 2) lin_rows<2>(L, xb, w, yb, ldy, r, r1, add, split);
-    else if (g == 3) lin_rows<3>(L, xb, w, yb, ldy, r, r1, add, split);
-    else lin_rows<4>(L, xb, w, yb, ldy, r, r1, add, split);
-  }
+  batch_rows(L, xpad, w, y, ldy, nb, r, r1, add, split);   // the rest: the fp32 path on x'
 }
 
 // rows [r0, r1) of y (nb, out) (+)= x (nb, in) W^T + bias, on this thread; a bitmask matrix reads x padded to whole
@@ -201,14 +207,7 @@ static void lin(const Lin& L, const float* x, int64_t ldx, float* y, int64_t ldy
     }
     x = xpad; ldx = L.W64 * 64;
   }
-  for (int64_t b0 = 0; b0 < nb; b0 += 4) {
-    const int64_t g = std::min<int64_t>(4, nb - b0);
-    const float* xb = x + b0 * ldx; float* yb = y + b0 * ldy;
-    if (g == 1) lin_rows<1>(L, xb, ldx, yb, ldy, r0, r1, add, false);
-    else if (g == 2) lin_rows<2>(L, xb, ldx, yb, ldy, r0, r1, add, false);
-    else if (g == 3) lin_rows<3>(L, xb, ldx, yb, ldy, r0, r1, add, false);
-    else lin_rows<4>(L, xb, ldx, yb, ldy, r0, r1, add, false);
-  }
+  batch_rows(L, x, ldx, y, ldy, nb, r0, r1, add, false);
 }
 
 // out[b] = x[b] / rms(x[b]) * w over `dm` channels, for nb rows
