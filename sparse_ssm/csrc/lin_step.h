@@ -102,7 +102,7 @@ static void lin_rows(const Lin& L, const float* x, int64_t ldx, float* y, int64_
   }
   if (L.kind == 5) {
 #ifdef SPARSE_X86
-    if (ISA == 2 && NB == 1) { for (int64_t r = r0; r < r1; ++r) put(r, 0, csr_q8_row_avx512(L, r, x)); return; }
+    if (ISA == 2 && NB == 1 && L.group % 16 == 0) { for (int64_t r = r0; r < r1; ++r) put(r, 0, csr_q8_row_avx512(L, r, x)); return; }
 #endif
     for (int64_t r = r0; r < r1; ++r) { csr_q8_row<NB>(L, r, x, ldx, acc); for (int b = 0; b < NB; ++b) put(r, b, acc[b]); }
     return;
