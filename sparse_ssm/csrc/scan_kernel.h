@@ -4,6 +4,20 @@
 // block, the drivers that split the work over threads, and the conv.
 #include "vmath.h"
 
+// the step sizes of one step's W lanes: delta + bias, through softplus when the scan asks for it (the forward and
+// the backward's recomputation share it); the branch is outside the lane loop: a vectorised select would compute
+// the softplus always
+template <typename T>
+static inline void step_sizes(const Args<T>& a, const T* __restrict de, const T* __restrict bias, T* __restrict dt) {
+  if (a.sp) {
+#pragma omp simd
+    for (int c = 0; c < W; ++c) dt[c] = vsoftplus(de[c] + bias[c]);
+  } else {
+#pragma omp simd
+    for (int c = 0; c < W; ++c) dt[c] = de[c] + bias[c];
+  }
+}
+
 // ---- forward (generic kernel)
 // forward of one block of W channels over steps [t0, t1) of batch element b; h (n, W) in and out
 template <typename T>
@@ -15,14 +29,8 @@ void fwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t row = b * a.L + t, off = row * a.d + c0;
     const T* __restrict Bt = a.B + row * n; const T* __restrict Ct = a.C + row * n;
-    const T* u = lanes(a.u, off, nc, pu); const T* de = lanes(a.delta, off, nc, pd);
-    if (a.sp) {   // branch outside the lane loop: a vectorised select would compute the softplus always
-#pragma omp simd
-      for (int c = 0; c < W; ++c) dt[c] = vsoftplus(de[c] + bias[c]);
-    } else {
-#pragma omp simd
-      for (int c = 0; c < W; ++c) dt[c] = de[c] + bias[c];
-    }
+    const T* u = lanes(a.u, off, nc, pu);
+    step_sizes(a, lanes(a.delta, off, nc, pd), bias, dt);
 #pragma omp simd
     for (int c = 0; c < W; ++c) { du[c] = dt[c] * u[c]; yv[c] = Dv[c] * u[c]; }
     for (int64_t j = 0; j < n; ++j) {
@@ -58,15 +66,9 @@ void bwd_block(const Args<T>& a, int64_t b, int64_t c0, int64_t nc, int64_t t0, 
   for (int64_t s = 0; s < len; ++s) {
     const int64_t row = b * a.L + t0 + s, off = row * a.d + c0;
     const T* __restrict Bt = a.B + row * n;
-    const T* u = lanes(a.u, off, nc, pu); const T* de = lanes(a.delta, off, nc, pd);
+    const T* u = lanes(a.u, off, nc, pu);
     T* dt = dts + s * W;
-    if (a.sp) {
-#pragma omp simd
-      for (int c = 0; c < W; ++c) dt[c] = vsoftplus(de[c] + bias[c]);
-    } else {
-#pragma omp simd
-      for (int c = 0; c < W; ++c) dt[c] = de[c] + bias[c];
-    }
+    step_sizes(a, lanes(a.delta, off, nc, pd), bias, dt);
 #pragma omp simd
     for (int c = 0; c < W; ++c) du[c] = dt[c] * u[c];
     for (int64_t j = 0; j < n; ++j) {
